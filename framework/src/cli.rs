@@ -1,0 +1,200 @@
+//! The `kneedeep` commands: `serve` (the default), `plugins`, `check-config`, `--version`.
+//! A binary's `main` only names the plugin crates it links and calls [`run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::manager::{self, Manager};
+use crate::manifest::BuildManifest;
+use crate::plugin::PluginDescriptor;
+use crate::registry;
+
+/// What a binary links: the plugin crates it names, and its build manifest.
+#[derive(Debug, Clone, Copy)]
+pub struct Linked {
+    /// Crate names (`extern crate` spelling) of every plugin the binary was built with.
+    pub crates: &'static [&'static str],
+    /// The build manifest as JSON; `None` for a binary built by plain `cargo build`.
+    pub manifest: Option<&'static str>,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "kneedeep",
+    about = "A web application made of plugins",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Print the version and the build manifest's summary.
+    #[arg(long, short = 'V')]
+    version: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ConfigArg),
+    /// List the plugins compiled in: name, version, source, sha256.
+    Plugins,
+    /// Validate the config, including each plugin's table; exit 0 or print every error.
+    CheckConfig(ConfigArg),
+}
+
+#[derive(clap::Args, Default)]
+struct ConfigArg {
+    /// The config file [default: kneedeep.toml, or KNEEDEEP_CONFIG].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+/// Parses the command line and runs the command; the exit code says how it went.
+pub fn run(linked: Linked) -> ExitCode {
+    let cli = Cli::parse();
+    let manifest = BuildManifest::of(linked);
+
+    let descriptors = match registry::verify(&registry::PLUGINS, linked.crates) {
+        Ok(descriptors) => descriptors,
+        Err(errors) => {
+            return fail(
+                "the plugins linked into this binary do not match its build",
+                errors,
+            );
+        }
+    };
+
+    if cli.version {
+        return print_out(&manifest.summary());
+    }
+    match cli.command.unwrap_or(Command::Serve(ConfigArg::default())) {
+        Command::Plugins => print_out(&manifest.table()),
+        Command::CheckConfig(arg) => check_config(arg, &descriptors),
+        Command::Serve(arg) => serve(arg, descriptors),
+    }
+}
+
+fn check_config(arg: ConfigArg, descriptors: &[&'static PluginDescriptor]) -> ExitCode {
+    let config = match Config::load(arg.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => return fail("invalid config", [error]),
+    };
+
+    let mut errors = manager::check_plugin_config(descriptors, &config);
+    let known: Vec<&str> = descriptors.iter().map(|d| d.name).collect();
+    errors.extend(config.unknown_plugin_tables(&known));
+    if let Err(error) = crate::logging::check(&config.log) {
+        errors.push(error);
+    }
+    if !errors.is_empty() {
+        return fail("invalid config", errors);
+    }
+    print_out("config is valid")
+}
+
+fn serve(arg: ConfigArg, descriptors: Vec<&'static PluginDescriptor>) -> ExitCode {
+    let config = match Config::load(arg.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => return fail("invalid config", [error]),
+    };
+    if let Err(error) = crate::logging::init(&config.log) {
+        return fail("invalid config", [error]);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail("cannot start the async runtime", [error]),
+    };
+    match runtime.block_on(serve_async(config, descriptors)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            error!("{message}");
+            fail("kneedeep stopped", [message])
+        }
+    }
+}
+
+async fn serve_async(
+    config: Config,
+    descriptors: Vec<&'static PluginDescriptor>,
+) -> Result<(), String> {
+    let manager = Manager::new(&descriptors, &config).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("invalid config:\n  {}", lines.join("\n  "))
+    })?;
+    let manager = Arc::new(manager);
+    manager.start(&config).await;
+
+    let shutdown = shutdown_signal()?;
+    let acceptor = TcpListener::bind(config.server.listen)
+        .into_acceptor()
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.server.listen))?;
+    let address = acceptor
+        .local_addr()
+        .first()
+        .and_then(|addr| addr.as_socket_addr().copied())
+        .map_or_else(|| config.server.listen.to_string(), |addr| addr.to_string());
+    info!(
+        plugins = manager.plugins().len(),
+        "listening on http://{address}"
+    );
+
+    let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(crate::server::router(manager), shutdown, Some(grace))
+        .await
+        .map_err(|error| format!("server error: {error}"))?;
+
+    info!("stopped");
+    Ok(())
+}
+
+/// Installs the SIGINT and SIGTERM handlers now, before the server announces itself, and
+/// returns a future that resolves on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|error| format!("cannot install the SIGTERM handler: {error}"))?;
+    let interrupt = tokio::signal::ctrl_c();
+
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = interrupt => info!(signal = "SIGINT", "shutting down"),
+            _ = terminate.recv() => info!(signal = "SIGTERM", "shutting down"),
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = interrupt.await;
+            info!(signal = "ctrl-c", "shutting down");
+        }
+    })
+}
+
+#[allow(clippy::print_stdout, reason = "command output, not logging")]
+fn print_out(text: &str) -> ExitCode {
+    println!("{text}");
+    ExitCode::SUCCESS
+}
+
+#[allow(clippy::print_stderr, reason = "the error report of a command")]
+fn fail<E: std::fmt::Display>(what: &str, errors: impl IntoIterator<Item = E>) -> ExitCode {
+    eprintln!("error: {what}");
+    for error in errors {
+        eprintln!("  - {error}");
+    }
+    ExitCode::FAILURE
+}

@@ -1,0 +1,50 @@
+//! `PluginContext`: the services handed to one plugin, cheap to clone and shared by its
+//! API value and its hooks.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::plugin::{ParsedConfig, PluginDescriptor};
+
+/// What a plugin is handed: its name, its typed config, and the framework's services.
+#[derive(Clone)]
+pub struct PluginContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    descriptor: &'static PluginDescriptor,
+    config: ParsedConfig,
+}
+
+impl PluginContext {
+    pub(crate) fn new(descriptor: &'static PluginDescriptor, config: ParsedConfig) -> Self {
+        PluginContext {
+            inner: Arc::new(Inner { descriptor, config }),
+        }
+    }
+
+    /// The plugin's name, as given to `#[plugin(name = ...)]`.
+    pub fn name(&self) -> &'static str {
+        self.inner.descriptor.name
+    }
+
+    /// The plugin's `[plugins.<name>]` table, as the type given to `#[plugin(config = ...)]`.
+    ///
+    /// Returns `None` only when `T` is not that type.
+    pub fn config<T: Any>(&self) -> Option<&T> {
+        self.inner.config.downcast_ref::<T>()
+    }
+
+    pub(crate) fn descriptor(&self) -> &'static PluginDescriptor {
+        self.inner.descriptor
+    }
+}
+
+impl std::fmt::Debug for PluginContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginContext")
+            .field("plugin", &self.name())
+            .finish_non_exhaustive()
+    }
+}

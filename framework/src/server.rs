@@ -1,0 +1,245 @@
+//! Route assembly: every plugin nested under `/plugins/<name>` behind its gate, with its
+//! API, document, docs and UI; the shell at `/`; the merged document; health checks.
+//!
+//! Architecture invariant: the routing table is built once at startup. Loading and
+//! unloading never touch it; they flip the plugin's gate, which every request checks.
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::endpoint::BoxEndpoint;
+use poem::http::{StatusCode, header};
+use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::embedded::EmbeddedFiles;
+use crate::manager::{ManagedPlugin, Manager};
+use crate::openapi::{self, NamespacedSpec};
+
+/// The prefix of a plugin's API: `/plugins/<name>/api`.
+pub fn api_prefix(plugin: &str) -> String {
+    format!("/plugins/{plugin}/api")
+}
+
+/// A JSON error body `{"error": "..."}` with the given status.
+pub fn error_response(status: StatusCode, message: impl Display) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(json!({ "error": message.to_string() }).to_string())
+}
+
+/// What the routes share: the manager and each plugin's document, rewritten once.
+struct Site {
+    manager: Arc<Manager>,
+    specs: Vec<(Arc<ManagedPlugin>, NamespacedSpec)>,
+}
+
+/// Builds the whole application: every route of the contract.
+pub fn router(manager: Arc<Manager>) -> BoxEndpoint<'static> {
+    let specs = manager
+        .plugins()
+        .iter()
+        .filter_map(|plugin| {
+            let spec: serde_json::Value = serde_json::from_str(plugin.spec()?).ok()?;
+            let namespaced =
+                NamespacedSpec::new(plugin.name(), plugin.descriptor().description, &spec);
+            Some((plugin.clone(), namespaced))
+        })
+        .collect();
+    let site = Arc::new(Site {
+        manager: manager.clone(),
+        specs,
+    });
+
+    let mut route = Route::new()
+        .at("/", get(shell).data(site.clone()))
+        .at("/openapi.json", get(merged_openapi).data(site.clone()))
+        .at("/healthz", get(healthz))
+        .nest("/static", EmbeddedFiles::static_assets());
+    for plugin in manager.plugins() {
+        route = route.nest(
+            format!("/plugins/{}", plugin.name()),
+            plugin_routes(plugin.clone()),
+        );
+    }
+
+    route
+        .catch_all_error(|error: poem::Error| async move {
+            if error.is_from_response() {
+                return error.into_response();
+            }
+            error_response(error.status(), &error)
+        })
+        .boxed()
+}
+
+/// A plugin's routes behind its gate: API, document, docs page and UI.
+fn plugin_routes(plugin: Arc<ManagedPlugin>) -> PluginGate {
+    let name = plugin.name();
+    let mut routes = Route::new();
+
+    if let Some(api) = plugin.api() {
+        let spec = api.spec.clone();
+        routes = routes
+            .nest("/api", SharedEndpoint(api.endpoint.clone()))
+            .at(
+                "/openapi.json",
+                get(poem::endpoint::make_sync(move |_| {
+                    Response::builder()
+                        .content_type("application/json")
+                        .body(spec.clone())
+                })),
+            )
+            .at(
+                "/docs",
+                get(poem::endpoint::make_sync(move |_| docs_page(name))),
+            );
+    }
+    if let Some(files) = plugin.descriptor().ui {
+        routes = routes.nest("/ui", EmbeddedFiles::plugin_ui(files));
+    }
+
+    PluginGate {
+        plugin,
+        inner: routes,
+    }
+}
+
+/// Answers for a plugin only while it is loaded, under a span that names it.
+struct PluginGate {
+    plugin: Arc<ManagedPlugin>,
+    inner: Route,
+}
+
+impl Endpoint for PluginGate {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        let name = self.plugin.name();
+        if !self.plugin.is_loaded() {
+            return Ok(error_response(
+                StatusCode::NOT_FOUND,
+                format_args!("plugin '{name}' is not loaded"),
+            ));
+        }
+
+        let started = Instant::now();
+        let method = request.method().clone();
+        let span = tracing::info_span!("request", plugin = name, %method, path = %request.original_uri().path());
+        let response = match self.inner.call(request).instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(error) if error.is_from_response() => error.into_response(),
+            Err(error) => error_response(error.status(), &error),
+        };
+
+        let status = response.status().as_u16();
+        let micros = started.elapsed().as_micros() as u64;
+        span.in_scope(|| tracing::info!(status, latency_us = micros, "served"));
+        Ok(response)
+    }
+}
+
+/// A plugin's API endpoint, shared between the routing table and the manager.
+struct SharedEndpoint(Arc<BoxEndpoint<'static>>);
+
+impl Endpoint for SharedEndpoint {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        self.0.call(request).await
+    }
+}
+
+/// The Swagger UI page of one plugin: it points the shared assets at its document.
+fn docs_page(plugin: &str) -> Response {
+    let page = format!(
+        r##"<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{plugin} — API docs</title>
+  <link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({{ url: "/plugins/{plugin}/openapi.json", dom_id: "#swagger-ui" }});
+  </script>
+</body>
+</html>
+"##
+    );
+    Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .body(page)
+}
+
+const SHELL_TEMPLATE: &str = include_str!("../assets/shell.html");
+
+#[handler]
+fn shell(site: poem::web::Data<&Arc<Site>>) -> Response {
+    let mut cards = String::new();
+    for plugin in site.manager.plugins().iter().filter(|p| p.is_loaded()) {
+        let descriptor = plugin.descriptor();
+        let name = escape_html(descriptor.name);
+        let open = match descriptor.ui {
+            Some(_) => format!(r#"<a href="/plugins/{name}/ui/">Open</a> "#),
+            None => String::new(),
+        };
+        cards.push_str(&format!(
+            r#"<li class="plugin-card"><h2>{name} <span class="version">v{version}</span></h2><p>{description}</p><nav>{open}<a href="/plugins/{name}/docs">API docs</a></nav></li>
+"#,
+            version = escape_html(descriptor.version),
+            description = escape_html(descriptor.description),
+        ));
+    }
+    if cards.is_empty() {
+        cards.push_str(r#"<li class="empty">No plugin is loaded.</li>"#);
+    }
+
+    Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(SHELL_TEMPLATE.replacen("<!--plugins-->", &cards, 1))
+}
+
+#[handler]
+fn merged_openapi(site: poem::web::Data<&Arc<Site>>) -> Response {
+    let loaded = site
+        .specs
+        .iter()
+        .filter(|(plugin, _)| plugin.is_loaded())
+        .map(|(_, spec)| spec);
+    let document = openapi::merge("kneedeep", crate::VERSION, loaded);
+    Response::builder()
+        .content_type("application/json")
+        .body(document.to_string())
+}
+
+#[handler]
+fn healthz() -> Response {
+    Response::builder()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+/// Escapes text for HTML element content and double-quoted attributes.
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}

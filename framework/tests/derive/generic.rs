@@ -1,0 +1,18 @@
+use kneedeep::prelude::*;
+
+#[derive(Default)]
+struct Api;
+
+#[OpenApi]
+impl Api {
+    #[oai(path = "/x", method = "get")]
+    async fn x(&self) -> PlainText<String> {
+        PlainText(String::new())
+    }
+}
+
+#[derive(Plugin)]
+#[plugin(name = "generic", api = Api)]
+struct Generic<T>(T);
+
+fn main() {}

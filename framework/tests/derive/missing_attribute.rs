@@ -1,0 +1,6 @@
+use kneedeep::prelude::*;
+
+#[derive(Plugin)]
+struct Bare;
+
+fn main() {}

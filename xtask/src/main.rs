@@ -1,0 +1,44 @@
+//! `cargo xtask`: the kneedeep build tool. Each command is one module; `main` only parses
+//! the command line and prints the error chain of a command that failed.
+
+mod new_plugin;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The kneedeep build tool.
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "The kneedeep build tool"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scaffold a plugin crate (API, UI page, config type, a test) in the plugins folder.
+    NewPlugin(new_plugin::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::NewPlugin(args) => new_plugin::run(&args),
+    };
+
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(clippy::print_stderr, reason = "the error report of a command")]
+            {
+                eprintln!("error: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
