@@ -16,6 +16,7 @@ use crate::manager::{self, Manager};
 use crate::manifest::BuildManifest;
 use crate::plugin::PluginDescriptor;
 use crate::registry;
+use crate::store::Datastore;
 
 /// What a binary links: the plugin crates it names, and its build manifest.
 #[derive(Debug, Clone, Copy)]
@@ -92,7 +93,7 @@ fn check_config(arg: ConfigArg, descriptors: &[&'static PluginDescriptor]) -> Ex
     let mut errors = manager::check_plugin_config(descriptors, &config);
     let known: Vec<&str> = descriptors.iter().map(|d| d.name).collect();
     errors.extend(config.unknown_plugin_tables(&known));
-    if let Err(error) = crate::logging::check(&config.log) {
+    if let Err(error) = crate::logging::check(&config.log, &known) {
         errors.push(error);
     }
     if !errors.is_empty() {
@@ -106,7 +107,8 @@ fn serve(arg: ConfigArg, descriptors: Vec<&'static PluginDescriptor>) -> ExitCod
         Ok(config) => config,
         Err(error) => return fail("invalid config", [error]),
     };
-    if let Err(error) = crate::logging::init(&config.log) {
+    let names: Vec<&str> = descriptors.iter().map(|d| d.name).collect();
+    if let Err(error) = crate::logging::init(&config.log, &names) {
         return fail("invalid config", [error]);
     }
 
@@ -130,7 +132,15 @@ async fn serve_async(
     config: Config,
     descriptors: Vec<&'static PluginDescriptor>,
 ) -> Result<(), String> {
-    let manager = Manager::new(&descriptors, &config).map_err(|errors| {
+    if let Some(handle) = crate::metrics::install() {
+        tokio::spawn(crate::metrics::upkeep(handle));
+    }
+    let datastore = Datastore::open(&config.datastore)
+        .await
+        .map_err(|error| error.to_string())?;
+    tokio::spawn(collect_garbage(datastore.clone()));
+
+    let manager = Manager::new(&descriptors, &config, &datastore).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         format!("invalid config:\n  {}", lines.join("\n  "))
     })?;
@@ -154,12 +164,32 @@ async fn serve_async(
 
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(crate::server::router(manager), shutdown, Some(grace))
+        .run_with_graceful_shutdown(
+            crate::server::router(manager, datastore),
+            shutdown,
+            Some(grace),
+        )
         .await
         .map_err(|error| format!("server error: {error}"))?;
 
     info!("stopped");
     Ok(())
+}
+
+/// How long a staged upload may sit untouched before it counts as left by a crash.
+const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Deletes what interrupted puts left in the datastore, now and every ten minutes.
+async fn collect_garbage(datastore: Datastore) {
+    let mut interval = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        interval.tick().await;
+        match datastore.collect_garbage(UPLOAD_IDLE_LIMIT).await {
+            Ok(0) => {}
+            Ok(uploads) => info!(uploads, "removed uploads left by interrupted puts"),
+            Err(error) => tracing::warn!(%error, "datastore garbage collection failed"),
+        }
+    }
 }
 
 /// Installs the SIGINT and SIGTERM handlers now, before the server announces itself, and

@@ -70,12 +70,15 @@ impl Default for ServerConfig {
 pub struct DatastoreConfig {
     /// `sqlite://PATH` or `postgres://...`. Default `sqlite://kneedeep-data/kneedeep.db`.
     pub url: String,
+    /// The largest value a put may store, in bytes. Default 4 GiB.
+    pub max_value_bytes: u64,
 }
 
 impl Default for DatastoreConfig {
     fn default() -> Self {
         DatastoreConfig {
             url: "sqlite://kneedeep-data/kneedeep.db".to_owned(),
+            max_value_bytes: 4 << 30,
         }
     }
 }

@@ -4,9 +4,13 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use crate::metrics::PluginMetrics;
 use crate::plugin::{ParsedConfig, PluginDescriptor};
+use crate::store::{Datastore, PluginStore};
 
-/// What a plugin is handed: its name, its typed config, and the framework's services.
+/// What a plugin is handed: its name, its typed config, and the framework's services:
+/// its own namespace of the datastore and metrics labelled with its name. Logging needs
+/// nothing from here: events inside the plugin's requests and hooks carry its name.
 #[derive(Clone)]
 pub struct PluginContext {
     inner: Arc<Inner>,
@@ -15,12 +19,22 @@ pub struct PluginContext {
 struct Inner {
     descriptor: &'static PluginDescriptor,
     config: ParsedConfig,
+    store: PluginStore,
 }
 
 impl PluginContext {
-    pub(crate) fn new(descriptor: &'static PluginDescriptor, config: ParsedConfig) -> Self {
+    pub(crate) fn new(
+        descriptor: &'static PluginDescriptor,
+        config: ParsedConfig,
+        datastore: &Datastore,
+    ) -> Self {
+        let store = datastore.namespace(descriptor.name);
         PluginContext {
-            inner: Arc::new(Inner { descriptor, config }),
+            inner: Arc::new(Inner {
+                descriptor,
+                config,
+                store,
+            }),
         }
     }
 
@@ -34,6 +48,16 @@ impl PluginContext {
     /// Returns `None` only when `T` is not that type.
     pub fn config<T: Any>(&self) -> Option<&T> {
         self.inner.config.downcast_ref::<T>()
+    }
+
+    /// The plugin's objects in the datastore; no other plugin sees them.
+    pub fn store(&self) -> &PluginStore {
+        &self.inner.store
+    }
+
+    /// Metrics labelled `plugin="<name>"`, rendered at `GET /metrics`.
+    pub fn metrics(&self) -> PluginMetrics {
+        PluginMetrics::new(self.name())
     }
 
     pub(crate) fn descriptor(&self) -> &'static PluginDescriptor {

@@ -40,22 +40,27 @@ mod cli;
 mod config;
 mod context;
 mod embedded;
+mod error;
 mod logging;
 mod manager;
 mod manifest;
+pub mod metrics;
 mod openapi;
 mod plugin;
 mod registry;
 mod server;
+pub mod store;
 
 pub use cli::{Linked, run};
 pub use config::{Config, ConfigError};
 pub use context::PluginContext;
+pub use error::{ApiError, ErrorBody};
 pub use manager::{ManagedPlugin, Manager, PluginState};
 pub use manifest::{BuildManifest, ManifestPlugin};
 pub use plugin::{BoxError, FromContext, Lifecycle};
 pub use registry::RegistryError;
 pub use server::{api_prefix, error_response, router};
+pub use store::{Datastore, ObjectMeta, PluginStore, PutOptions, StoreError};
 
 pub use kneedeep_macros::Plugin;
 pub use poem;
@@ -67,7 +72,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What a plugin file usually needs: `use kneedeep::prelude::*;`.
 pub mod prelude {
-    pub use crate::{BoxError, FromContext, Lifecycle, Plugin, PluginContext};
+    pub use crate::store::{ObjectMeta, PluginStore, PutOptions, StoreError};
+    pub use crate::{ApiError, BoxError, FromContext, Lifecycle, Plugin, PluginContext};
     pub use poem_openapi::param::{Path, Query};
     pub use poem_openapi::payload::{Json, PlainText};
     pub use poem_openapi::{self, ApiResponse, Object, OpenApi};

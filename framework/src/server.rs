@@ -6,6 +6,7 @@
 
 use std::fmt::Display;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use poem::endpoint::BoxEndpoint;
@@ -16,7 +17,9 @@ use tracing::Instrument;
 
 use crate::embedded::EmbeddedFiles;
 use crate::manager::{ManagedPlugin, Manager};
+use crate::metrics::HttpMetrics;
 use crate::openapi::{self, NamespacedSpec};
+use crate::store::Datastore;
 
 /// The prefix of a plugin's API: `/plugins/<name>/api`.
 pub fn api_prefix(plugin: &str) -> String {
@@ -35,10 +38,11 @@ pub fn error_response(status: StatusCode, message: impl Display) -> Response {
 struct Site {
     manager: Arc<Manager>,
     specs: Vec<(Arc<ManagedPlugin>, NamespacedSpec)>,
+    datastore: Datastore,
 }
 
 /// Builds the whole application: every route of the contract.
-pub fn router(manager: Arc<Manager>) -> BoxEndpoint<'static> {
+pub fn router(manager: Arc<Manager>, datastore: Datastore) -> BoxEndpoint<'static> {
     let specs = manager
         .plugins()
         .iter()
@@ -52,12 +56,15 @@ pub fn router(manager: Arc<Manager>) -> BoxEndpoint<'static> {
     let site = Arc::new(Site {
         manager: manager.clone(),
         specs,
+        datastore,
     });
 
     let mut route = Route::new()
         .at("/", get(shell).data(site.clone()))
         .at("/openapi.json", get(merged_openapi).data(site.clone()))
         .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz).data(site.clone()))
+        .at("/metrics", get(prometheus_metrics))
         .nest("/static", EmbeddedFiles::static_assets());
     for plugin in manager.plugins() {
         route = route.nest(
@@ -102,17 +109,24 @@ fn plugin_routes(plugin: Arc<ManagedPlugin>) -> PluginGate {
         routes = routes.nest("/ui", EmbeddedFiles::plugin_ui(files));
     }
 
+    let metrics = HttpMetrics::new(name);
     PluginGate {
         plugin,
         inner: routes,
+        metrics,
     }
 }
 
-/// Answers for a plugin only while it is loaded, under a span that names it.
+/// Answers for a plugin only while it is loaded, under a span that names it, and
+/// records its HTTP metrics.
 struct PluginGate {
     plugin: Arc<ManagedPlugin>,
     inner: Route,
+    metrics: HttpMetrics,
 }
+
+/// Numbers requests for their span and their `x-request-id` header.
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Endpoint for PluginGate {
     type Output = Response;
@@ -128,16 +142,33 @@ impl Endpoint for PluginGate {
 
         let started = Instant::now();
         let method = request.method().clone();
-        let span = tracing::info_span!("request", plugin = name, %method, path = %request.original_uri().path());
-        let response = match self.inner.call(request).instrument(span.clone()).await {
+        let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "request",
+            plugin = name,
+            id,
+            %method,
+            path = %request.original_uri().path(),
+        );
+        let mut response = match self.inner.call(request).instrument(span.clone()).await {
             Ok(response) => response,
             Err(error) if error.is_from_response() => error.into_response(),
             Err(error) => error_response(error.status(), &error),
         };
 
-        let status = response.status().as_u16();
-        let micros = started.elapsed().as_micros() as u64;
-        span.in_scope(|| tracing::info!(status, latency_us = micros, "served"));
+        let elapsed = started.elapsed();
+        let status = response.status();
+        self.metrics.record(&method, status, elapsed);
+        span.in_scope(|| {
+            tracing::info!(
+                status = status.as_u16(),
+                latency_us = elapsed.as_micros() as u64,
+                "served"
+            )
+        });
+        response
+            .headers_mut()
+            .insert("x-request-id", header::HeaderValue::from(id));
         Ok(response)
     }
 }
@@ -226,6 +257,36 @@ fn healthz() -> Response {
     Response::builder()
         .content_type("application/json")
         .body(r#"{"status":"ok"}"#)
+}
+
+/// Ready when the datastore answers.
+#[handler]
+async fn readyz(site: poem::web::Data<&Arc<Site>>) -> Response {
+    match site.datastore.ping().await {
+        Ok(()) => Response::builder()
+            .content_type("application/json")
+            .body(r#"{"status":"ready"}"#),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format_args!("datastore unreachable: {error}"),
+            )
+        }
+    }
+}
+
+#[handler]
+fn prometheus_metrics() -> Response {
+    let Some(handle) = crate::metrics::install() else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "another metrics recorder is installed",
+        );
+    };
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render())
 }
 
 /// Escapes text for HTML element content and double-quoted attributes.

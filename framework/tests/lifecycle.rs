@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kneedeep::__private::PLUGINS;
 use kneedeep::prelude::*;
-use kneedeep::{Config, Manager, PluginState};
+use kneedeep::{Config, Datastore, Manager, PluginState};
 
 #[derive(Default)]
 struct PingApi;
@@ -110,13 +110,23 @@ impl Unbuildable {
     }
 }
 
-fn manager(config: &str) -> Manager {
+/// A manager over every plugin of this binary, on a fresh SQLite datastore.
+async fn manager(config: &str) -> Manager {
     let config: Config = toml_config(config);
     let descriptors: Vec<_> = PLUGINS.iter().collect();
-    match Manager::new(&descriptors, &config) {
+    match Manager::new(&descriptors, &config, &datastore().await) {
         Ok(manager) => manager,
         Err(errors) => panic!("config errors: {errors:?}"),
     }
+}
+
+/// A datastore in a folder that lives as long as the test process: the manager keeps
+/// only a handle, and the pool must outlive it.
+async fn datastore() -> Datastore {
+    let folder = tempfile::tempdir().unwrap().keep();
+    let url = format!("sqlite://{}", folder.join("kneedeep.db").display());
+    let config = toml_config(&format!("[datastore]\nurl = {url:?}\n"));
+    Datastore::open(&config.datastore).await.unwrap()
 }
 
 fn toml_config(text: &str) -> Config {
@@ -145,7 +155,7 @@ fn the_doc_comment_becomes_the_description() {
 
 #[tokio::test]
 async fn hooks_run_on_load_and_unload_and_load_is_idempotent() {
-    let manager = manager("[plugins.hooked]\nword = \"hi\"\n");
+    let manager = manager("[plugins.hooked]\nword = \"hi\"\n").await;
     let hooked = manager.get("hooked").unwrap();
     let before = LOADS.load(Ordering::SeqCst);
 
@@ -167,7 +177,7 @@ async fn hooks_run_on_load_and_unload_and_load_is_idempotent() {
 
 #[tokio::test]
 async fn a_plugin_without_hooks_loads() {
-    let manager = manager("[plugins.hooked]\nword = \"hi\"\n");
+    let manager = manager("[plugins.hooked]\nword = \"hi\"\n").await;
     assert_eq!(
         manager.get("quiet").unwrap().load().await,
         PluginState::Loaded
@@ -176,7 +186,7 @@ async fn a_plugin_without_hooks_loads() {
 
 #[tokio::test]
 async fn a_failing_or_panicking_hook_marks_only_that_plugin_failed() {
-    let manager = manager("[plugins.hooked]\nword = \"hi\"\n");
+    let manager = manager("[plugins.hooked]\nword = \"hi\"\n").await;
     manager
         .start(&toml_config("[plugins.hooked]\nword = \"hi\"\n"))
         .await;
@@ -198,7 +208,7 @@ async fn a_failing_or_panicking_hook_marks_only_that_plugin_failed() {
 
 #[tokio::test]
 async fn an_api_that_cannot_be_built_fails_its_plugin_and_cannot_be_loaded() {
-    let manager = manager("[plugins.hooked]\nword = \"hi\"\n");
+    let manager = manager("[plugins.hooked]\nword = \"hi\"\n").await;
     let plugin = manager.get("unbuildable").unwrap();
 
     let expected = PluginState::Failed("its API could not be built: missing credentials".into());
@@ -207,11 +217,11 @@ async fn an_api_that_cannot_be_built_fails_its_plugin_and_cannot_be_loaded() {
     assert!(!plugin.is_loaded());
 }
 
-#[test]
-fn a_bad_plugin_table_is_reported_with_plugin_and_key() {
+#[tokio::test]
+async fn a_bad_plugin_table_is_reported_with_plugin_and_key() {
     let config = toml_config("[plugins.hooked]\nwrod = \"typo\"\n\n[plugins.ghost]\nx = 1\n");
     let descriptors: Vec<_> = PLUGINS.iter().collect();
-    let errors = Manager::new(&descriptors, &config)
+    let errors = Manager::new(&descriptors, &config, &datastore().await)
         .err()
         .expect("config errors");
     let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();

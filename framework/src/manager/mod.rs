@@ -13,6 +13,7 @@ use tracing::{Instrument, info, warn};
 use crate::config::{Config, ConfigError};
 use crate::context::PluginContext;
 use crate::plugin::{BoxError, HookFuture, PluginDescriptor};
+use crate::store::Datastore;
 
 /// A plugin's state as the management API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +94,9 @@ impl ManagedPlugin {
     }
 
     fn set_state(&self, state: PluginState) {
-        self.gate
-            .store(state == PluginState::Loaded, Ordering::Release);
+        let loaded = state == PluginState::Loaded;
+        self.gate.store(loaded, Ordering::Release);
+        crate::metrics::plugin_loaded(self.name(), loaded);
         match self.state.lock() {
             Ok(mut guard) => *guard = state,
             Err(poisoned) => *poisoned.into_inner() = state,
@@ -138,6 +140,7 @@ impl ManagedPlugin {
         }
 
         self.gate.store(false, Ordering::Release);
+        crate::metrics::plugin_loaded(self.name(), false);
         let hook = (self.descriptor.on_unload)(self.context.clone());
         let state = match run_hook(self.name(), "unload", hook).await {
             Ok(()) => PluginState::Unloaded,
@@ -204,6 +207,7 @@ impl Manager {
     pub fn new(
         descriptors: &[&'static PluginDescriptor],
         config: &Config,
+        datastore: &Datastore,
     ) -> Result<Manager, Vec<ConfigError>> {
         let mut errors = check_plugin_config(descriptors, config);
         let mut plugins = Vec::with_capacity(descriptors.len());
@@ -213,7 +217,7 @@ impl Manager {
                 Ok(parsed) => parsed,
                 Err(_) => continue, // reported by check_plugin_config
             };
-            let context = PluginContext::new(descriptor, parsed);
+            let context = PluginContext::new(descriptor, parsed, datastore);
             plugins.push(Arc::new(build_plugin(descriptor, context)));
         }
 

@@ -1,32 +1,30 @@
-//! `files`: files of any type, uploaded with `PUT` and served back with their content
-//! type, length and ETag; listed with paging; and a page to upload and download them.
+//! `files`: files of any size and type, uploaded with `PUT` and served back with their
+//! content type, length and ETag; listed with paging; and a page to upload and download
+//! them. Bodies are streamed both ways through the datastore, never held whole.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use kneedeep::poem::Body;
-use kneedeep::poem::web::headers::ContentType;
+use kneedeep::poem_openapi::param::Header;
 use kneedeep::poem_openapi::payload::Binary;
 use kneedeep::prelude::*;
-use sha2::{Digest, Sha256};
 
 /// Files of any type: upload, list, download and delete them.
 #[derive(Plugin)]
 #[plugin(name = "files", api = FilesApi, ui = "ui")]
 pub struct Files;
 
-/// The API of `files`.
-#[derive(Default)]
+/// The API of `files`: each file is one object of the plugin's datastore, keyed by name.
 pub struct FilesApi {
-    // FIXME(the datastore service does not exist yet): files live in memory, whole, and are
-    // lost on restart; they move onto the plugin's datastore, streamed in chunks.
-    files: Mutex<BTreeMap<String, Stored>>,
+    store: PluginStore,
 }
 
-struct Stored {
-    data: Vec<u8>,
-    item: Item,
+impl FromContext for FilesApi {
+    fn from_context(context: &PluginContext) -> Result<Self, BoxError> {
+        Ok(FilesApi {
+            store: context.store().clone(),
+        })
+    }
 }
 
 /// A stored file's metadata.
@@ -35,7 +33,7 @@ struct Item {
     name: String,
     /// Bytes.
     size: u64,
-    /// Changes whenever the content does.
+    /// The sha256 of the content, in hex; the `ETag` header is this, quoted.
     etag: String,
     content_type: String,
     /// When it was last written, RFC 3339.
@@ -54,38 +52,33 @@ struct Written {
 #[derive(Object)]
 struct Page {
     items: Vec<Item>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
+    /// Pass as `cursor` to get the next page; null on the last page.
     next: Option<String>,
-}
-
-/// An error body.
-#[derive(Object)]
-struct Error {
-    error: String,
 }
 
 #[derive(ApiResponse)]
 enum PutResponse {
     /// The file was stored.
     #[oai(status = 201)]
-    Created(Json<Written>),
-    /// The request body could not be read to its end.
-    #[oai(status = 400)]
-    BadBody(Json<Error>),
+    Created(Json<Written>, #[oai(header = "ETag")] String),
 }
 
 #[derive(ApiResponse)]
 enum GetResponse {
-    /// The file's content.
+    /// The file's content, streamed.
     #[oai(status = 200)]
     Ok(
         Binary<Body>,
         #[oai(header = "Content-Type")] String,
+        #[oai(header = "Content-Length")] u64,
         #[oai(header = "ETag")] String,
+        /// Always `attachment`: an uploaded page never runs as this site.
+        #[oai(header = "Content-Disposition")]
+        String,
+        /// `sandbox`, for the same reason.
+        #[oai(header = "Content-Security-Policy")]
+        String,
     ),
-    /// No file has this name.
-    #[oai(status = 404)]
-    NotFound(Json<Error>),
 }
 
 #[derive(ApiResponse)]
@@ -107,69 +100,76 @@ enum DeleteResponse {
     /// The file is gone.
     #[oai(status = 204)]
     Deleted,
-    /// No file has this name.
-    #[oai(status = 404)]
-    NotFound(Json<Error>),
 }
 
 #[OpenApi]
 impl FilesApi {
-    /// Stores the request body under `name`, with its content type.
+    /// Stores the request body under `name`, with its content type. `If-Match: "<etag>"`
+    /// replaces only that version; `If-None-Match: *` only creates.
     #[oai(path = "/files/:name", method = "put", operation_id = "put")]
     async fn put(
         &self,
         name: Path<String>,
-        content_type: kneedeep::poem::web::TypedHeader<ContentType>,
+        #[oai(name = "Content-Type")] content_type: Header<Option<String>>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
         body: Binary<Body>,
-    ) -> PutResponse {
-        let data = match body.0.into_vec().await {
-            Ok(data) => data,
-            Err(error) => {
-                return PutResponse::BadBody(Json(Error {
-                    error: error.to_string(),
-                }));
-            }
-        };
-        let item = Item {
-            name: name.0.clone(),
-            size: data.len() as u64,
-            etag: format!("\"{}\"", hex(&Sha256::digest(&data))),
-            content_type: content_type.0.to_string(),
-            updated: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        };
-        let written = Written {
-            name: item.name.clone(),
-            size: item.size,
-            etag: item.etag.clone(),
-        };
-        self.lock().insert(name.0, Stored { data, item });
-        PutResponse::Created(Json(written))
+    ) -> Result<PutResponse, ApiError> {
+        let content_type = content_type
+            .0
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        let mut options = PutOptions::new().content_type(content_type);
+        if let Some(etag) = if_match.0 {
+            options = options.if_match(etag.trim().trim_matches('"'));
+        } else if if_none_match.0.as_deref().map(str::trim) == Some("*") {
+            options = options.if_absent();
+        }
+
+        let meta = self
+            .store
+            .put_stream(&name.0, body.0.into_bytes_stream(), options)
+            .await?;
+        let etag = format!("\"{}\"", meta.etag);
+        Ok(PutResponse::Created(
+            Json(Written {
+                name: meta.key,
+                size: meta.size,
+                etag: meta.etag,
+            }),
+            etag,
+        ))
     }
 
-    /// Downloads a file.
+    /// Downloads a file, streamed.
     #[oai(path = "/files/:name", method = "get", operation_id = "get")]
-    async fn get(&self, name: Path<String>) -> GetResponse {
-        match self.lock().get(&name.0) {
-            Some(stored) => GetResponse::Ok(
-                Binary(Body::from_vec(stored.data.clone())),
-                stored.item.content_type.clone(),
-                stored.item.etag.clone(),
-            ),
-            None => GetResponse::NotFound(not_found(&name.0)),
-        }
+    async fn get(&self, name: Path<String>) -> Result<GetResponse, ApiError> {
+        let Some(object) = self.store.get(&name.0).await? else {
+            return Err(not_found(&name.0));
+        };
+        let meta = object.meta;
+        let disposition = format!(
+            "attachment; filename*=UTF-8''{}",
+            encode_filename(&meta.key)
+        );
+        Ok(GetResponse::Ok(
+            Binary(Body::from_bytes_stream(object.body)),
+            meta.content_type,
+            meta.size,
+            format!("\"{}\"", meta.etag),
+            disposition,
+            "sandbox".to_owned(),
+        ))
     }
 
     /// A file's size, content type and ETag, without its content.
     #[oai(path = "/files/:name", method = "head", operation_id = "head")]
-    async fn head(&self, name: Path<String>) -> HeadResponse {
-        match self.lock().get(&name.0) {
-            Some(stored) => HeadResponse::Ok(
-                stored.item.content_type.clone(),
-                stored.item.size,
-                stored.item.etag.clone(),
-            ),
+    async fn head(&self, name: Path<String>) -> Result<HeadResponse, ApiError> {
+        Ok(match self.store.head(&name.0).await? {
+            Some(meta) => {
+                HeadResponse::Ok(meta.content_type, meta.size, format!("\"{}\"", meta.etag))
+            }
             None => HeadResponse::NotFound,
-        }
+        })
     }
 
     /// Lists files by name, `limit` at a time.
@@ -181,44 +181,34 @@ impl FilesApi {
             validator(minimum(value = "1"), maximum(value = "1000"))
         )]
         limit: Query<u32>,
+        /// The `next` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Json<Page> {
-        let files = self.lock();
-        let after = cursor.0.unwrap_or_default();
-        let limit = limit.0 as usize;
-        let mut items: Vec<Item> = files
-            .range::<String, _>((
-                std::ops::Bound::Excluded(&after),
-                std::ops::Bound::Unbounded,
-            ))
-            .take(limit + 1)
-            .map(|(_, stored)| stored.item.clone())
+    ) -> Result<Json<Page>, ApiError> {
+        let page = self.store.list("", cursor.0.as_deref(), limit.0).await?;
+        let items = page
+            .objects
+            .into_iter()
+            .map(|meta| Item {
+                name: meta.key,
+                size: meta.size,
+                etag: meta.etag,
+                content_type: meta.content_type,
+                updated: rfc3339(meta.updated),
+            })
             .collect();
-        let next = (items.len() > limit).then(|| {
-            items.truncate(limit);
-            items
-                .last()
-                .map(|item| item.name.clone())
-                .unwrap_or_default()
-        });
-        Json(Page { items, next })
+        Ok(Json(Page {
+            items,
+            next: page.next,
+        }))
     }
 
     /// Deletes a file.
     #[oai(path = "/files/:name", method = "delete", operation_id = "delete")]
-    async fn delete(&self, name: Path<String>) -> DeleteResponse {
-        match self.lock().remove(&name.0) {
-            Some(_) => DeleteResponse::Deleted,
-            None => DeleteResponse::NotFound(not_found(&name.0)),
+    async fn delete(&self, name: Path<String>) -> Result<DeleteResponse, ApiError> {
+        match self.store.delete(&name.0).await? {
+            true => Ok(DeleteResponse::Deleted),
+            false => Err(not_found(&name.0)),
         }
-    }
-}
-
-impl FilesApi {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
-        self.files
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -226,12 +216,22 @@ fn default_limit() -> u32 {
     100
 }
 
-fn not_found(name: &str) -> Json<Error> {
-    Json(Error {
-        error: format!("no file named '{name}'"),
-    })
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("no file named '{name}'"))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Percent-encodes a file name for `filename*=` (RFC 8187): all but unreserved bytes.
+fn encode_filename(name: &str) -> String {
+    name.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

@@ -1,12 +1,11 @@
 //! `notes`: short notes with a JSON API (create, list with paging, read, update, delete)
-//! and a page to edit them. It shows a typed config table and a context constructor.
+//! and a page to edit them. It shows a typed config table, a constructor that keeps the
+//! context, and the datastore: each note is one object `notes/<id>` holding its JSON.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use kneedeep::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Short notes: add, list, edit and delete them.
 #[derive(Plugin)]
@@ -32,9 +31,7 @@ impl Default for NotesConfig {
 /// The API of `notes`.
 pub struct NotesApi {
     max_note_bytes: usize,
-    // FIXME(the datastore service does not exist yet): notes live in memory and are lost
-    // on restart; they move onto the plugin's datastore with the services work.
-    notes: Mutex<BTreeMap<String, Item>>,
+    store: PluginStore,
 }
 
 impl FromContext for NotesApi {
@@ -44,13 +41,13 @@ impl FromContext for NotesApi {
             .ok_or("notes config missing")?;
         Ok(NotesApi {
             max_note_bytes: config.max_note_bytes,
-            notes: Mutex::new(BTreeMap::new()),
+            store: context.store().clone(),
         })
     }
 }
 
 /// A note.
-#[derive(Object, Clone)]
+#[derive(Object, Clone, Serialize, Deserialize)]
 struct Item {
     /// Sortable identifier, assigned on creation.
     id: String,
@@ -79,64 +76,53 @@ struct Page {
     next: Option<String>,
 }
 
-/// An error body.
-#[derive(Object)]
-struct Error {
-    error: String,
-}
-
 #[derive(ApiResponse)]
-enum CreateResponse {
+enum Created {
     /// The note was created.
     #[oai(status = 201)]
     Created(Json<Item>),
-    /// Title and body together are over `max_note_bytes`.
-    #[oai(status = 413)]
-    TooLarge(Json<Error>),
 }
 
 #[derive(ApiResponse)]
-enum NoteResponse {
-    /// The note.
-    #[oai(status = 200)]
-    Ok(Json<Item>),
-    /// No note has this id.
-    #[oai(status = 404)]
-    NotFound(Json<Error>),
-    /// Title and body together are over `max_note_bytes`.
-    #[oai(status = 413)]
-    TooLarge(Json<Error>),
-}
-
-#[derive(ApiResponse)]
-enum DeleteResponse {
+enum Deleted {
     /// The note is gone.
     #[oai(status = 204)]
     Deleted,
-    /// No note has this id.
-    #[oai(status = 404)]
-    NotFound(Json<Error>),
 }
+
+/// Every note's key starts with this.
+const PREFIX: &str = "notes/";
 
 #[OpenApi]
 impl NotesApi {
     /// Creates a note.
     #[oai(path = "/notes", method = "post", operation_id = "create")]
-    async fn create(&self, input: Json<NoteInput>) -> CreateResponse {
-        if let Some(error) = self.too_large(&input) {
-            return CreateResponse::TooLarge(error);
-        }
+    async fn create(&self, input: Json<NoteInput>) -> Result<Created, ApiError> {
+        self.check_size(&input)?;
         let now = now();
-        let mut notes = self.lock();
-        let item = Item {
-            id: new_id(notes.keys().next_back()),
+        let mut item = Item {
+            id: new_id(0),
             title: input.0.title,
             body: input.0.body,
             created: now.clone(),
             updated: now,
         };
-        notes.insert(item.id.clone(), item.clone());
-        CreateResponse::Created(Json(item))
+
+        // Ids are time-ordered; two notes created in the same nanosecond take the next one.
+        for attempt in 1..=16 {
+            match self
+                .store
+                .put(&key(&item.id), to_json(&item)?, json_object().if_absent())
+                .await
+            {
+                Ok(_) => return Ok(Created::Created(Json(item))),
+                Err(StoreError::PreconditionFailed { .. }) => item.id = new_id(attempt),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ApiError::conflict(
+            "could not find a free note id; try again",
+        ))
     }
 
     /// Lists notes, oldest first, `limit` at a time.
@@ -148,101 +134,126 @@ impl NotesApi {
             validator(minimum(value = "1"), maximum(value = "1000"))
         )]
         limit: Query<u32>,
+        /// The `next` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Json<Page> {
-        let notes = self.lock();
-        let after = cursor.0.unwrap_or_default();
-        let mut items: Vec<Item> = notes
-            .range::<String, _>((
-                std::ops::Bound::Excluded(&after),
-                std::ops::Bound::Unbounded,
-            ))
-            .take(limit.0 as usize + 1)
-            .map(|(_, item)| item.clone())
-            .collect();
-        let next = (items.len() > limit.0 as usize).then(|| {
-            items.truncate(limit.0 as usize);
-            items.last().map(|item| item.id.clone()).unwrap_or_default()
-        });
-        Json(Page { items, next })
+    ) -> Result<Json<Page>, ApiError> {
+        let after = cursor.0.as_deref().map(key);
+        let page = self.store.list(PREFIX, after.as_deref(), limit.0).await?;
+
+        let mut items = Vec::with_capacity(page.objects.len());
+        for meta in &page.objects {
+            // A note deleted between the listing and this read is simply left out.
+            if let Some((item, _)) = self.read(&meta.key).await? {
+                items.push(item);
+            }
+        }
+        let next = page
+            .next
+            .map(|key| key.trim_start_matches(PREFIX).to_owned());
+        Ok(Json(Page { items, next }))
     }
 
     /// Reads one note.
     #[oai(path = "/notes/:id", method = "get", operation_id = "get")]
-    async fn get(&self, id: Path<String>) -> NoteResponse {
-        match self.lock().get(&id.0) {
-            Some(item) => NoteResponse::Ok(Json(item.clone())),
-            None => NoteResponse::NotFound(not_found(&id.0)),
+    async fn get(&self, id: Path<String>) -> Result<Json<Item>, ApiError> {
+        match self.read(&key(&id.0)).await? {
+            Some((item, _)) => Ok(Json(item)),
+            None => Err(not_found(&id.0)),
         }
     }
 
     /// Replaces a note's title and body.
     #[oai(path = "/notes/:id", method = "put", operation_id = "update")]
-    async fn update(&self, id: Path<String>, input: Json<NoteInput>) -> NoteResponse {
-        if let Some(error) = self.too_large(&input) {
-            return NoteResponse::TooLarge(error);
-        }
-        let mut notes = self.lock();
-        let Some(item) = notes.get_mut(&id.0) else {
-            return NoteResponse::NotFound(not_found(&id.0));
+    async fn update(
+        &self,
+        id: Path<String>,
+        input: Json<NoteInput>,
+    ) -> Result<Json<Item>, ApiError> {
+        self.check_size(&input)?;
+        let Some((mut item, etag)) = self.read(&key(&id.0)).await? else {
+            return Err(not_found(&id.0));
         };
         item.title = input.0.title;
         item.body = input.0.body;
         item.updated = now();
-        NoteResponse::Ok(Json(item.clone()))
+
+        // Compare and swap: an edit made meanwhile by someone else is never lost silently.
+        match self
+            .store
+            .put(&key(&id.0), to_json(&item)?, json_object().if_match(etag))
+            .await
+        {
+            Ok(_) => Ok(Json(item)),
+            Err(StoreError::PreconditionFailed { .. }) => Err(ApiError::conflict(format!(
+                "note '{}' changed meanwhile; reload it and retry",
+                id.0
+            ))),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Deletes a note.
     #[oai(path = "/notes/:id", method = "delete", operation_id = "delete")]
-    async fn delete(&self, id: Path<String>) -> DeleteResponse {
-        match self.lock().remove(&id.0) {
-            Some(_) => DeleteResponse::Deleted,
-            None => DeleteResponse::NotFound(not_found(&id.0)),
+    async fn delete(&self, id: Path<String>) -> Result<Deleted, ApiError> {
+        match self.store.delete(&key(&id.0)).await? {
+            true => Ok(Deleted::Deleted),
+            false => Err(not_found(&id.0)),
         }
     }
 }
 
 impl NotesApi {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Item>> {
-        self.notes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The note under `key` and its etag, or `None`.
+    async fn read(&self, key: &str) -> Result<Option<(Item, String)>, ApiError> {
+        let Some(object) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        let etag = object.meta.etag.clone();
+        let bytes = object.bytes().await?;
+        let item = serde_json::from_slice(&bytes).map_err(|error| ApiError::internal(&error))?;
+        Ok(Some((item, etag)))
     }
 
-    fn too_large(&self, input: &NoteInput) -> Option<Json<Error>> {
+    fn check_size(&self, input: &NoteInput) -> Result<(), ApiError> {
         let size = input.title.len() + input.body.len();
-        (size > self.max_note_bytes).then(|| {
-            Json(Error {
-                error: format!(
-                    "note is {size} bytes, over the limit of {} (max_note_bytes)",
-                    self.max_note_bytes
-                ),
-            })
-        })
+        if size <= self.max_note_bytes {
+            return Ok(());
+        }
+        Err(ApiError::payload_too_large(format!(
+            "note is {size} bytes, over the limit of {} (max_note_bytes)",
+            self.max_note_bytes
+        )))
     }
+}
+
+fn key(id: &str) -> String {
+    format!("{PREFIX}{id}")
+}
+
+fn json_object() -> PutOptions {
+    PutOptions::new().content_type("application/json")
+}
+
+fn to_json(item: &Item) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(item).map_err(|error| ApiError::internal(&error))
 }
 
 fn default_limit() -> u32 {
     50
 }
 
-fn not_found(id: &str) -> Json<Error> {
-    Json(Error {
-        error: format!("no note with id '{id}'"),
-    })
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no note with id '{id}'"))
 }
 
 fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-/// A time-ordered id, 16 hex digits of nanoseconds since 1970, after the `newest` id.
-fn new_id(newest: Option<&String>) -> String {
+/// A time-ordered id: 16 hex digits of nanoseconds since 1970, plus `offset`.
+fn new_id(offset: u64) -> String {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-    let after_newest = newest
-        .and_then(|id| u64::from_str_radix(id, 16).ok())
-        .map_or(0, |id| id + 1);
-    format!("{:016x}", nanos.max(after_newest))
+    format!("{:016x}", nanos + offset)
 }

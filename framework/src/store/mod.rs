@@ -1,0 +1,569 @@
+//! The object datastore: key -> value with metadata, private to each plugin.
+//!
+//! Values are streamed in chunks of [`CHUNK_SIZE`], so a value of any size is written and
+//! read with memory bounded by a few chunks. A put is atomic, even across a crash: the
+//! chunks of a large value are staged under an upload id, and one statement then points
+//! the object row at them (freeing the old value's chunks in the same statement). A value
+//! that fits in one chunk is stored in its row and written with a single statement.
+
+mod sql;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, BoxStream, Stream, StreamExt};
+use sha2::{Digest, Sha256};
+
+use crate::config::DatastoreConfig;
+use crate::plugin::BoxError;
+use sql::Backend;
+
+/// Values are stored in chunks of this many bytes; smaller values in one row.
+pub const CHUNK_SIZE: usize = 1024 * 1024;
+
+/// The longest key, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The content type of a value put without one.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The whole datastore: one database, shared by every plugin through its namespace.
+#[derive(Clone)]
+pub struct Datastore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    max_value_bytes: u64,
+}
+
+impl fmt::Debug for Datastore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match self.inner.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        };
+        f.debug_struct("Datastore")
+            .field("backend", &backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Datastore {
+    /// Connects to `[datastore] url` and runs the embedded migrations.
+    pub async fn open(config: &DatastoreConfig) -> Result<Datastore, StoreError> {
+        let backend = Backend::open(&config.url).await?;
+        let inner = Inner {
+            backend,
+            max_value_bytes: config.max_value_bytes,
+        };
+        Ok(Datastore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The objects of one plugin (or of the framework itself).
+    pub fn namespace(&self, namespace: &'static str) -> PluginStore {
+        PluginStore {
+            store: self.clone(),
+            namespace,
+        }
+    }
+
+    /// Whether the database answers: what `/readyz` reports.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.backend.ping().await
+    }
+
+    /// Deletes what puts interrupted by a crash left behind: staged chunks that no
+    /// object points at and that nobody wrote to for `idle`. Returns how many uploads.
+    pub async fn collect_garbage(&self, idle: Duration) -> Result<u64, StoreError> {
+        let cutoff =
+            unix_ms(SystemTime::now()) - i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        self.inner.backend.collect_garbage(cutoff).await
+    }
+
+    /// How many chunks are stored in all, live or staged; for tests and diagnostics.
+    pub async fn chunk_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .backend
+            .chunk_count()
+            .await?
+            .try_into()
+            .unwrap_or_default())
+    }
+}
+
+/// One plugin's objects: keys never collide with another plugin's.
+#[derive(Clone, Debug)]
+pub struct PluginStore {
+    store: Datastore,
+    namespace: &'static str,
+}
+
+/// An object's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Its key.
+    pub key: String,
+    /// Its value's length in bytes.
+    pub size: u64,
+    /// The content type it was put with.
+    pub content_type: String,
+    /// The sha256 of its value, in hex; changes whenever the value does.
+    pub etag: String,
+    /// When it was last put, to the millisecond.
+    pub updated: SystemTime,
+}
+
+/// How a put may proceed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Condition {
+    /// Always (the default).
+    #[default]
+    None,
+    /// Only if no object has the key.
+    IfAbsent,
+    /// Only if the object exists and its etag is this one.
+    IfMatch(String),
+}
+
+/// Options of a put. The default: content type `application/octet-stream`, no condition.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    content_type: Option<String>,
+    condition: Condition,
+}
+
+impl PutOptions {
+    /// The default options.
+    pub fn new() -> Self {
+        PutOptions::default()
+    }
+
+    /// Stores this content type with the value.
+    #[must_use]
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Puts only if no object has the key.
+    #[must_use]
+    pub fn if_absent(mut self) -> Self {
+        self.condition = Condition::IfAbsent;
+        self
+    }
+
+    /// Puts only if the object's etag is `etag` (compare and swap).
+    #[must_use]
+    pub fn if_match(mut self, etag: impl Into<String>) -> Self {
+        self.condition = Condition::IfMatch(etag.into());
+        self
+    }
+}
+
+/// A stored object: its metadata and its value as a stream of chunks.
+pub struct Object {
+    /// The object's metadata.
+    pub meta: ObjectMeta,
+    /// The value; a large one is read chunk by chunk from one consistent snapshot.
+    pub body: BoxStream<'static, Result<Bytes, StoreError>>,
+}
+
+impl Object {
+    /// Reads the whole value into memory; only for values known to be small.
+    pub async fn bytes(mut self) -> Result<Bytes, StoreError> {
+        let mut value =
+            BytesMut::with_capacity(usize::try_from(self.meta.size).unwrap_or_default());
+        while let Some(chunk) = self.body.next().await {
+            value.extend_from_slice(&chunk?);
+        }
+        Ok(value.freeze())
+    }
+}
+
+impl fmt::Debug for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Object")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectPage {
+    /// Objects in key order (bytewise).
+    pub objects: Vec<ObjectMeta>,
+    /// Pass as the cursor of the next call; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// What can go wrong in the datastore.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key is empty, too long, or holds a NUL.
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key as given (cut to 100 characters).
+        key: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The value passed `[datastore] max_value_bytes`; nothing was stored.
+    #[error("value for key {key:?} is over the limit of {limit} bytes; nothing was stored")]
+    TooLarge {
+        /// The key.
+        key: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The put's condition did not hold; nothing was stored.
+    #[error("the condition on key {key:?} does not hold ({condition}); nothing was stored")]
+    PreconditionFailed {
+        /// The key.
+        key: String,
+        /// Which condition.
+        condition: &'static str,
+    },
+    /// The value's stream failed; nothing was stored.
+    #[error("reading the value for key {key:?} failed; nothing was stored: {source}")]
+    Body {
+        /// The key.
+        key: String,
+        /// The stream's error.
+        source: BoxError,
+    },
+    /// The stored data is not what it should be.
+    #[error("object {key:?} is damaged: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `[datastore] url` is neither `sqlite:` nor `postgres:`.
+    #[error("datastore url {url:?} is not supported: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl {
+        /// The URL, without its password.
+        url: String,
+    },
+    /// The database could not be reached or opened.
+    #[error("cannot open the datastore at {url}: {source}")]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// The data folder could not be created.
+    #[error("cannot create the datastore folder {}: {source}", folder.display())]
+    Folder {
+        /// The folder.
+        folder: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A migration failed.
+    #[error("migrating the {backend} datastore failed: {source}")]
+    Migrate {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// The migrator's error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The database failed a query.
+    #[error("datastore query failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Lets a value's stream feed an HTTP body directly (`Body::from_bytes_stream`).
+impl From<StoreError> for std::io::Error {
+    fn from(error: StoreError) -> Self {
+        std::io::Error::other(error)
+    }
+}
+
+impl PluginStore {
+    /// The namespace (the plugin's name).
+    pub fn namespace(&self) -> &'static str {
+        self.namespace
+    }
+
+    /// Stores `value` under `key`.
+    pub async fn put(
+        &self,
+        key: &str,
+        value: impl Into<Bytes>,
+        options: PutOptions,
+    ) -> Result<ObjectMeta, StoreError> {
+        let value = value.into();
+        let chunks = stream::iter([Ok::<_, std::convert::Infallible>(value)]);
+        self.put_stream(key, chunks, options).await
+    }
+
+    /// Stores the bytes of `value` under `key`, streamed: memory stays bounded by a few
+    /// chunks whatever the size. On any error nothing is stored and the old value (if
+    /// any) is intact.
+    pub async fn put_stream<S, E>(
+        &self,
+        key: &str,
+        value: S,
+        options: PutOptions,
+    ) -> Result<ObjectMeta, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        check_key(key)?;
+        let backend = &self.store.inner.backend;
+        let limit = self.store.inner.max_value_bytes;
+        let mut value = std::pin::pin!(value);
+
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
+        let mut upload: Option<Upload> = None;
+
+        // A value that ends within its first chunk is stored in its row; the first chunk
+        // is written out only once a byte past it arrives.
+        let outcome: Result<(), StoreError> = async {
+            while let Some(piece) = value.next().await {
+                let piece = piece.map_err(|error| StoreError::Body {
+                    key: key.to_owned(),
+                    source: error.into(),
+                })?;
+                size += piece.len() as u64;
+                if size > limit {
+                    return Err(StoreError::TooLarge {
+                        key: key.to_owned(),
+                        limit,
+                    });
+                }
+                hasher.update(&piece);
+
+                let mut rest = &piece[..];
+                while !rest.is_empty() {
+                    if buffer.len() == CHUNK_SIZE {
+                        self.flush_chunk(&mut upload, &mut buffer).await?;
+                    }
+                    let take = (CHUNK_SIZE - buffer.len()).min(rest.len());
+                    buffer.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                }
+            }
+            if upload.is_some() && !buffer.is_empty() {
+                self.flush_chunk(&mut upload, &mut buffer).await?;
+            }
+            Ok(())
+        }
+        .await;
+
+        if let Err(error) = outcome {
+            if let Some(upload) = upload {
+                let _ = backend.discard_upload(upload.id).await;
+            }
+            return Err(error);
+        }
+
+        let meta = ObjectMeta {
+            key: key.to_owned(),
+            size,
+            content_type: options
+                .content_type
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+            etag: hex::encode(hasher.finalize()),
+            updated: now_ms(),
+        };
+        let (inline, upload_id) = match upload {
+            Some(upload) => (None, Some(upload.id)),
+            None => (Some(&buffer[..]), None),
+        };
+
+        let applied = backend
+            .upsert(self.namespace, &meta, inline, upload_id, &options.condition)
+            .await;
+        match applied {
+            Ok(true) => {
+                self.record("put", meta.size);
+                Ok(meta)
+            }
+            Ok(false) | Err(_) => {
+                if let Some(upload_id) = upload_id {
+                    let _ = backend.discard_upload(upload_id).await;
+                }
+                match applied {
+                    Err(error) => Err(error),
+                    _ => Err(StoreError::PreconditionFailed {
+                        key: key.to_owned(),
+                        condition: match options.condition {
+                            Condition::IfAbsent => "the key already exists",
+                            _ => "the etag does not match",
+                        },
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Writes the buffered chunk as the upload's next, starting the upload if needed.
+    async fn flush_chunk(
+        &self,
+        upload: &mut Option<Upload>,
+        buffer: &mut BytesMut,
+    ) -> Result<(), StoreError> {
+        let backend = &self.store.inner.backend;
+        let now = unix_ms(SystemTime::now());
+        let current = match upload {
+            Some(current) => current,
+            None => upload.insert(Upload {
+                id: backend.begin_upload(self.namespace, now).await?,
+                next_seq: 0,
+            }),
+        };
+
+        backend
+            .write_chunk(current.id, current.next_seq, buffer, now)
+            .await?;
+        current.next_seq += 1;
+        buffer.clear();
+        Ok(())
+    }
+
+    /// Reads the object under `key`, or `None`.
+    pub async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        check_key(key)?;
+        let backend = &self.store.inner.backend;
+
+        // Small values come back with their row: one query, no transaction.
+        let Some(stored) = backend.get_small(self.namespace, key).await? else {
+            return Ok(None);
+        };
+        if let Some(inline) = stored.inline {
+            self.record("get", stored.meta.size);
+            let body = stream::iter([Ok(Bytes::from(inline))]).boxed();
+            return Ok(Some(Object {
+                meta: stored.meta,
+                body,
+            }));
+        }
+
+        match backend
+            .open_chunked(self.namespace, key, CHUNK_SIZE)
+            .await?
+        {
+            Some((meta, body)) => {
+                self.record("get", meta.size);
+                Ok(Some(Object { meta, body }))
+            }
+            // It changed between the two looks; the second look decides.
+            None => Box::pin(self.get(key)).await,
+        }
+    }
+
+    /// The object's metadata without its value, or `None`.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        check_key(key)?;
+        let meta = self.store.inner.backend.head(self.namespace, key).await?;
+        self.record("head", 0);
+        Ok(meta)
+    }
+
+    /// Deletes the object; returns whether there was one.
+    pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        check_key(key)?;
+        let deleted = self.store.inner.backend.delete(self.namespace, key).await?;
+        self.record("delete", 0);
+        Ok(deleted)
+    }
+
+    /// Lists objects whose key starts with `prefix`, in key order, `limit` at a time
+    /// (at most 1000), after `cursor` (the `next` of the previous page).
+    pub async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ObjectPage, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let mut objects = self
+            .store
+            .inner
+            .backend
+            .list(self.namespace, prefix, cursor, limit + 1)
+            .await?;
+        let next = if objects.len() > limit as usize {
+            objects.truncate(limit as usize);
+            objects.last().map(|meta| meta.key.clone())
+        } else {
+            None
+        };
+        self.record("list", 0);
+        Ok(ObjectPage { objects, next })
+    }
+
+    fn record(&self, operation: &'static str, bytes: u64) {
+        crate::metrics::datastore_operation(self.namespace, operation, bytes);
+    }
+}
+
+/// A large value's chunks being written.
+struct Upload {
+    id: i64,
+    next_seq: i32,
+}
+
+/// Keys are 1 to 1024 bytes of UTF-8 without NUL.
+fn check_key(key: &str) -> Result<(), StoreError> {
+    let reason = if key.is_empty() {
+        "a key must not be empty"
+    } else if key.len() > MAX_KEY_BYTES {
+        "a key must be at most 1024 bytes"
+    } else if key.contains('\0') {
+        "a key must not contain NUL"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidKey {
+        key: key.chars().take(100).collect(),
+        reason,
+    })
+}
+
+/// Now, cut to the millisecond the datastore keeps.
+fn now_ms() -> SystemTime {
+    from_unix_ms(unix_ms(SystemTime::now()))
+}
+
+pub(crate) fn unix_ms(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+pub(crate) fn from_unix_ms(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(check_key("notes/2026/a b/ü/..").is_ok());
+        assert!(check_key(&"k".repeat(1024)).is_ok());
+        for bad in ["", "a\0b", &"k".repeat(1025)] {
+            assert!(
+                matches!(check_key(bad), Err(StoreError::InvalidKey { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The two datastore backends, SQLite and PostgreSQL, behind one set of statements.
+//!
+//! Both dialects accept the same `$N` placeholders and `ON CONFLICT` upserts, so each
+//! operation is written once and expanded for each pool by `on_pool!`. Only opening,
+//! migrations and the read snapshot differ.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Row, SqlStr, SqlitePool};
+
+use super::{Condition, ObjectMeta, StoreError};
+
+/// Runs `$body` with `$pool` bound to the backend's pool for reads or for writes.
+macro_rules! on_pool {
+    ($backend:expr, read, |$pool:ident| $body:expr) => {
+        match $backend {
+            Backend::Sqlite { read: $pool, .. } => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+    ($backend:expr, write, |$pool:ident| $body:expr) => {
+        match $backend {
+            Backend::Sqlite { write: $pool, .. } => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A connected backend.
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    /// All writes go through one connection, so writers queue in the pool instead of
+    /// failing with "database is locked"; reads use their own connections (WAL).
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// How long a SQLite connection waits for another process's write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Backend {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`) and runs the migrations.
+    pub(crate) async fn open(url: &str) -> Result<Backend, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            open_sqlite(url).await?
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: redact(url),
+                    source,
+                })?;
+            Backend::Postgres(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl { url: redact(url) });
+        };
+
+        backend.migrate().await?;
+        Ok(backend)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let (sql, pool_kind) = match self {
+            Backend::Sqlite { .. } => {
+                (include_str!("migrations/sqlite/0001_objects.sql"), "sqlite")
+            }
+            Backend::Postgres(_) => (
+                include_str!("migrations/postgres/0001_objects.sql"),
+                "postgres",
+            ),
+        };
+        let migration = Migration::new(
+            1,
+            Cow::Borrowed("objects"),
+            MigrationType::Simple,
+            SqlStr::from_static(sql),
+            false,
+        );
+        // The migrator takes an advisory lock on PostgreSQL, so replicas that start at
+        // once run each migration exactly once.
+        let migrator = Migrator::with_migrations(vec![migration]);
+        let result = on_pool!(self, write, |pool| migrator.run(pool).await);
+        result.map_err(|source| StoreError::Migrate {
+            backend: pool_kind,
+            source,
+        })
+    }
+
+    /// Whether the backend answers a trivial query.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, read, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn head(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<ObjectMeta>, StoreError> {
+        const SQL: &str = "SELECT size, content_type, etag, updated_ms FROM kd_objects \
+                           WHERE namespace = $1 AND key = $2";
+        let row = on_pool!(self, read, |pool| sqlx::query(SQL)
+            .bind(namespace)
+            .bind(key.as_bytes())
+            .fetch_optional(pool)
+            .await
+            .map(|row| row.map(|row| meta_from_row(key.to_owned(), &row))))?;
+        row.transpose()
+    }
+
+    /// The object's metadata and, when it fits in one chunk, its value; otherwise the
+    /// upload that holds its chunks.
+    pub(crate) async fn get_small(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        const SQL: &str = "SELECT size, content_type, etag, updated_ms, inline_data, upload_id \
+                           FROM kd_objects WHERE namespace = $1 AND key = $2";
+        let row = on_pool!(self, read, |pool| {
+            match sqlx::query(SQL)
+                .bind(namespace)
+                .bind(key.as_bytes())
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(row) => Some(stored_from_row(key, &row)?),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    /// Streams a chunked object from one read snapshot, so that a concurrent overwrite
+    /// never mixes old and new chunks. Returns `None` when the object changed into an
+    /// inline one or disappeared since `get_small` looked.
+    pub(crate) async fn open_chunked(
+        &self,
+        namespace: &str,
+        key: &str,
+        chunk_size: usize,
+    ) -> Result<Option<(ObjectMeta, BoxStream<'static, Result<Bytes, StoreError>>)>, StoreError>
+    {
+        const META: &str = "SELECT size, content_type, etag, updated_ms, inline_data, upload_id \
+                            FROM kd_objects WHERE namespace = $1 AND key = $2";
+        const CHUNK: &str = "SELECT data FROM kd_chunks WHERE upload_id = $1 AND seq = $2";
+
+        macro_rules! stream_from {
+            ($transaction:expr) => {{
+                let mut transaction = $transaction;
+                let row = sqlx::query(META)
+                    .bind(namespace)
+                    .bind(key.as_bytes())
+                    .fetch_optional(&mut *transaction)
+                    .await?;
+                let Some(stored) = row.map(|row| stored_from_row(key, &row)).transpose()? else {
+                    return Ok(None);
+                };
+                let Some(upload_id) = stored.upload_id else {
+                    return Ok(None);
+                };
+
+                let chunks = stored.meta.size.div_ceil(chunk_size as u64) as i32;
+                let key = key.to_owned();
+                let body =
+                    stream::try_unfold((transaction, 0_i32), move |(mut transaction, seq)| {
+                        let key = key.clone();
+                        async move {
+                            if seq >= chunks {
+                                transaction.commit().await?;
+                                return Ok(None);
+                            }
+                            let row = sqlx::query(CHUNK)
+                                .bind(upload_id)
+                                .bind(seq)
+                                .fetch_optional(&mut *transaction)
+                                .await?;
+                            let Some(row) = row else {
+                                return Err(StoreError::Corrupt {
+                                    key,
+                                    reason: format!("chunk {seq} is missing"),
+                                });
+                            };
+                            let data: Vec<u8> = row.try_get(0)?;
+                            Ok(Some((Bytes::from(data), (transaction, seq + 1))))
+                        }
+                    });
+                Ok(Some((stored.meta, body.boxed())))
+            }};
+        }
+
+        match self {
+            Backend::Sqlite { read, .. } => stream_from!(read.begin().await?),
+            Backend::Postgres(pool) => {
+                stream_from!(
+                    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                        .await?
+                )
+            }
+        }
+    }
+
+    /// Writes the object row in one statement. Returns whether the condition held.
+    pub(crate) async fn upsert(
+        &self,
+        namespace: &str,
+        meta: &ObjectMeta,
+        inline: Option<&[u8]>,
+        upload_id: Option<i64>,
+        condition: &Condition,
+    ) -> Result<bool, StoreError> {
+        const ANY: &str = "INSERT INTO kd_objects \
+            (namespace, key, size, content_type, etag, updated_ms, inline_data, upload_id) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            ON CONFLICT (namespace, key) DO UPDATE SET size = excluded.size, \
+            content_type = excluded.content_type, etag = excluded.etag, \
+            updated_ms = excluded.updated_ms, inline_data = excluded.inline_data, \
+            upload_id = excluded.upload_id";
+        const IF_ABSENT: &str = "INSERT INTO kd_objects \
+            (namespace, key, size, content_type, etag, updated_ms, inline_data, upload_id) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (namespace, key) DO NOTHING";
+        const IF_MATCH: &str = "UPDATE kd_objects SET size = $3, content_type = $4, etag = $5, \
+            updated_ms = $6, inline_data = $7, upload_id = $8 \
+            WHERE namespace = $1 AND key = $2 AND etag = $9";
+
+        let (sql, expected) = match condition {
+            Condition::None => (ANY, None),
+            Condition::IfAbsent => (IF_ABSENT, None),
+            Condition::IfMatch(etag) => (IF_MATCH, Some(etag.as_str())),
+        };
+        let size = i64::try_from(meta.size).unwrap_or(i64::MAX);
+        let updated = super::unix_ms(meta.updated);
+
+        let affected = on_pool!(self, write, |pool| {
+            let mut query = sqlx::query(sql)
+                .bind(namespace)
+                .bind(meta.key.as_bytes())
+                .bind(size)
+                .bind(meta.content_type.as_str())
+                .bind(meta.etag.as_str())
+                .bind(updated)
+                .bind(inline)
+                .bind(upload_id);
+            if let Some(expected) = expected {
+                query = query.bind(expected);
+            }
+            query.execute(pool).await?.rows_affected()
+        });
+        Ok(affected == 1)
+    }
+
+    pub(crate) async fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        const SQL: &str = "DELETE FROM kd_objects WHERE namespace = $1 AND key = $2";
+        let affected = on_pool!(self, write, |pool| sqlx::query(SQL)
+            .bind(namespace)
+            .bind(key.as_bytes())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(affected > 0)
+    }
+
+    /// Objects whose key starts with `prefix` and sorts after `after`, by key bytes.
+    pub(crate) async fn list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        const SQL: &str = "SELECT key, size, content_type, etag, updated_ms FROM kd_objects \
+            WHERE namespace = $1 AND key >= $2 AND ($3 IS NULL OR key < $3) AND key > $4 \
+            ORDER BY key LIMIT $5";
+        let upper = prefix_upper_bound(prefix.as_bytes());
+        let after = after.unwrap_or_default();
+
+        let rows = on_pool!(self, read, |pool| {
+            let rows = sqlx::query(SQL)
+                .bind(namespace)
+                .bind(prefix.as_bytes())
+                .bind(upper.as_deref())
+                .bind(after.as_bytes())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            let mut objects = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let key: Vec<u8> = row.try_get("key")?;
+                let key = String::from_utf8(key).map_err(|error| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(error.as_bytes()).into_owned(),
+                    reason: "the stored key is not UTF-8".to_owned(),
+                })?;
+                objects.push(meta_from_row(key, row)?);
+            }
+            objects
+        });
+        Ok(rows)
+    }
+
+    /// Registers a new upload and returns its id.
+    pub(crate) async fn begin_upload(
+        &self,
+        namespace: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        const SQL: &str =
+            "INSERT INTO kd_uploads (namespace, touched_ms) VALUES ($1, $2) RETURNING id";
+        let id = on_pool!(self, write, |pool| sqlx::query(SQL)
+            .bind(namespace)
+            .bind(now_ms)
+            .fetch_one(pool)
+            .await?
+            .try_get::<i64, _>(0)?);
+        Ok(id)
+    }
+
+    /// Stores one chunk of an upload and marks the upload as alive.
+    pub(crate) async fn write_chunk(
+        &self,
+        upload_id: i64,
+        seq: i32,
+        data: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const CHUNK: &str = "INSERT INTO kd_chunks (upload_id, seq, data) VALUES ($1, $2, $3)";
+        const TOUCH: &str = "UPDATE kd_uploads SET touched_ms = $2 WHERE id = $1";
+        on_pool!(self, write, |pool| {
+            sqlx::query(CHUNK)
+                .bind(upload_id)
+                .bind(seq)
+                .bind(data)
+                .execute(pool)
+                .await?;
+            sqlx::query(TOUCH)
+                .bind(upload_id)
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes an upload that will never be committed, and its chunks.
+    pub(crate) async fn discard_upload(&self, upload_id: i64) -> Result<(), StoreError> {
+        const CHUNKS: &str = "DELETE FROM kd_chunks WHERE upload_id = $1";
+        const UPLOAD: &str = "DELETE FROM kd_uploads WHERE id = $1";
+        on_pool!(self, write, |pool| {
+            sqlx::query(CHUNKS).bind(upload_id).execute(pool).await?;
+            sqlx::query(UPLOAD).bind(upload_id).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes uploads that no object points at and that nobody touched since
+    /// `cutoff_ms`: what a crash in the middle of a put leaves. Returns how many.
+    pub(crate) async fn collect_garbage(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        const STALE: &str = "SELECT id FROM kd_uploads u WHERE touched_ms < $1 \
+            AND NOT EXISTS (SELECT 1 FROM kd_objects o WHERE o.upload_id = u.id)";
+        let ids: Vec<i64> = on_pool!(self, read, |pool| {
+            let rows = sqlx::query(STALE).bind(cutoff_ms).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| row.try_get::<i64, _>(0))
+                .collect::<Result<_, _>>()?
+        });
+        for id in &ids {
+            self.discard_upload(*id).await?;
+        }
+        Ok(ids.len() as u64)
+    }
+
+    /// Counts every stored chunk; for tests and diagnostics.
+    pub(crate) async fn chunk_count(&self) -> Result<i64, StoreError> {
+        let count = on_pool!(self, read, |pool| sqlx::query(
+            "SELECT COUNT(*) FROM kd_chunks"
+        )
+        .fetch_one(pool)
+        .await?
+        .try_get::<i64, _>(0)?);
+        Ok(count)
+    }
+}
+
+/// An object row as `get_small` reads it.
+pub(crate) struct Stored {
+    pub(crate) meta: ObjectMeta,
+    pub(crate) inline: Option<Vec<u8>>,
+    pub(crate) upload_id: Option<i64>,
+}
+
+fn stored_from_row<R: Row>(key: &str, row: &R) -> Result<Stored, StoreError>
+where
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    Ok(Stored {
+        meta: meta_from_row(key.to_owned(), row)?,
+        inline: row.try_get("inline_data")?,
+        upload_id: row.try_get("upload_id")?,
+    })
+}
+
+fn meta_from_row<R: Row>(key: String, row: &R) -> Result<ObjectMeta, StoreError>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    let size: i64 = row.try_get("size")?;
+    let updated_ms: i64 = row.try_get("updated_ms")?;
+    Ok(ObjectMeta {
+        key,
+        size: u64::try_from(size).unwrap_or_default(),
+        content_type: row.try_get("content_type")?,
+        etag: row.try_get("etag")?,
+        updated: super::from_unix_ms(updated_ms),
+    })
+}
+
+/// The smallest byte string greater than every string that starts with `prefix`, or
+/// `None` when there is none (an empty prefix, or one of only `0xFF` bytes).
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut upper = prefix.to_vec();
+    while let Some(last) = upper.pop() {
+        if last < u8::MAX {
+            upper.push(last + 1);
+            return Some(upper);
+        }
+    }
+    None
+}
+
+async fn open_sqlite(url: &str) -> Result<Backend, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| StoreError::Connect {
+            url: url.to_owned(),
+            source,
+        })?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+
+    let file = options.get_filename().to_owned();
+    if let Some(folder) = file
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+            folder: folder.to_owned(),
+            source,
+        })?;
+    }
+
+    let connect = |max: u32| {
+        SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(options.clone())
+    };
+    let write = connect(1).await.map_err(|source| StoreError::Connect {
+        url: url.to_owned(),
+        source,
+    })?;
+    let read = connect(8).await.map_err(|source| StoreError::Connect {
+        url: url.to_owned(),
+        source,
+    })?;
+    Ok(Backend::Sqlite { write, read })
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    let user = credentials.split(':').next().unwrap_or_default();
+    format!("{scheme}://{user}:***@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_upper_bound_is_the_next_byte_string() {
+        assert_eq!(prefix_upper_bound(b"notes/"), Some(b"notes0".to_vec()));
+        assert_eq!(prefix_upper_bound(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_upper_bound(b"\xff\xff"), None);
+        assert_eq!(prefix_upper_bound(b""), None);
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://app:secret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+    }
+}
