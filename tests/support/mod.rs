@@ -34,6 +34,11 @@ impl Kneedeep {
 
     /// Like [`Kneedeep::start`], in a folder a test prepared (or kept from an earlier run).
     pub(crate) fn start_in(dir: TempDir, config: &str) -> Kneedeep {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    /// Like [`Kneedeep::start_in`], with extra environment variables.
+    pub(crate) fn start_with_env(dir: TempDir, config: &str, env: &[(&str, &str)]) -> Kneedeep {
         let config = if config.contains("[server]") {
             config.to_owned()
         } else {
@@ -44,6 +49,7 @@ impl Kneedeep {
         let mut child = Command::new(BINARY)
             .current_dir(dir.path())
             .env_remove("KNEEDEEP_CONFIG")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -132,11 +138,12 @@ fn collect(
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if let (Some(sender), Some(at)) = (&address, line.find("listening on http://")) {
-                let url = line[at + "listening on ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("");
-                let _ = sender.send(url.to_owned());
+                // Pretty lines end the URL with a space, JSON lines with a quote.
+                let url: String = line[at + "listening on ".len()..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
+                let _ = sender.send(url);
             }
             let mut sink = sink.lock().unwrap();
             sink.push_str(&line);

@@ -1,9 +1,11 @@
 //! `notes`: short notes with a JSON API (create, list with paging, read, update, delete)
 //! and a page to edit them. It shows a typed config table, a constructor that keeps the
-//! context, and the datastore: each note is one object `notes/<id>` holding its JSON.
+//! context, the datastore (each note is one object `notes/<id>` holding its JSON), and a
+//! metric and a log event of its own, which the framework labels with the plugin's name.
 
 use std::time::SystemTime;
 
+use kneedeep::metrics::Counter;
 use kneedeep::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,8 @@ impl Default for NotesConfig {
 pub struct NotesApi {
     max_note_bytes: usize,
     store: PluginStore,
+    /// `notes_created_total{plugin="notes"}`.
+    created: Counter,
 }
 
 impl FromContext for NotesApi {
@@ -42,6 +46,7 @@ impl FromContext for NotesApi {
         Ok(NotesApi {
             max_note_bytes: config.max_note_bytes,
             store: context.store().clone(),
+            created: context.metrics().counter("notes_created_total"),
         })
     }
 }
@@ -115,7 +120,11 @@ impl NotesApi {
                 .put(&key(&item.id), to_json(&item)?, json_object().if_absent())
                 .await
             {
-                Ok(_) => return Ok(Created::Created(Json(item))),
+                Ok(_) => {
+                    self.created.increment(1);
+                    kneedeep::tracing::info!(id = %item.id, "note created");
+                    return Ok(Created::Created(Json(item)));
+                }
                 Err(StoreError::PreconditionFailed { .. }) => item.id = new_id(attempt),
                 Err(error) => return Err(error.into()),
             }
