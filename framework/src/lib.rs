@@ -52,7 +52,7 @@ mod server;
 pub mod store;
 
 pub use cli::{Linked, run};
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, DatastoreConfig};
 pub use context::PluginContext;
 pub use error::{ApiError, ErrorBody};
 pub use manager::{ManagedPlugin, Manager, PluginState};

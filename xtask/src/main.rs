@@ -1,6 +1,7 @@
 //! `cargo xtask`: the kneedeep build tool. Each command is one module; `main` only parses
 //! the command line and prints the error chain of a command that failed.
 
+mod bench;
 mod new_plugin;
 
 use std::process::ExitCode;
@@ -23,12 +24,16 @@ struct Cli {
 enum Command {
     /// Scaffold a plugin crate (API, UI page, config type, a test) in the plugins folder.
     NewPlugin(new_plugin::Args),
+    /// Run the benchmarks in release mode and print each measurement beside its
+    /// baseline, with their ratio and target.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::NewPlugin(args) => new_plugin::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
 
     match result {

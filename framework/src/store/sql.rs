@@ -45,6 +45,10 @@ pub(crate) enum Backend {
     Postgres(PgPool),
 }
 
+/// The page size of a new SQLite file: chunks of 1 MiB span 64 pages instead of 256,
+/// which halves the cost of writing and reading them. Small values lose little.
+const SQLITE_PAGE_SIZE: u32 = 16384;
+
 /// How long a SQLite connection waits for another process's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -454,6 +458,7 @@ async fn open_sqlite(url: &str) -> Result<Backend, StoreError> {
             source,
         })?
         .create_if_missing(true)
+        .page_size(SQLITE_PAGE_SIZE)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
