@@ -20,6 +20,11 @@ use crate::config::DatastoreConfig;
 use crate::plugin::BoxError;
 use sql::Backend;
 
+// FIXME(large values reach only 0.19 of a plain file's throughput on SQLite and 0.09 on
+// PostgreSQL, against a target of 0.5, see BENCHMARKS.md): both databases write every
+// chunk twice (WAL, then the main file). For SQLite, keeping large values as files
+// beside the database, fsynced and renamed before the same pointer swap, would fix it.
+
 /// Values are stored in chunks of this many bytes; smaller values in one row.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 

@@ -343,18 +343,21 @@ impl Backend {
     ) -> Result<(), StoreError> {
         const CHUNK: &str = "INSERT INTO kd_chunks (upload_id, seq, data) VALUES ($1, $2, $3)";
         const TOUCH: &str = "UPDATE kd_uploads SET touched_ms = $2 WHERE id = $1";
+        // One transaction, so each chunk costs one commit.
         on_pool!(self, write, |pool| {
+            let mut transaction = pool.begin().await?;
             sqlx::query(CHUNK)
                 .bind(upload_id)
                 .bind(seq)
                 .bind(data)
-                .execute(pool)
+                .execute(&mut *transaction)
                 .await?;
             sqlx::query(TOUCH)
                 .bind(upload_id)
                 .bind(now_ms)
-                .execute(pool)
+                .execute(&mut *transaction)
                 .await?;
+            transaction.commit().await?;
         });
         Ok(())
     }
