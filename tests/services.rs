@@ -133,13 +133,27 @@ async fn metrics_count_each_plugins_requests_datastore_use_and_own_metrics() {
     );
 }
 
-/// The JSON log lines the server printed so far.
-fn json_lines(server: &Kneedeep) -> Vec<Value> {
-    let output = server.output();
-    output
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
+/// The JSON log lines the server printed, once one of them is a `served` line of
+/// `plugin`: the process writes its log after it answers, so a test waits for it.
+async fn json_lines_after_served(server: &Kneedeep, plugin: &str) -> Vec<Value> {
+    for _ in 0..100 {
+        let output = server.output();
+        let lines: Vec<Value> = output
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let served = |line: &Value| {
+            line["fields"]["message"] == "served" && line["span"]["plugin"] == plugin
+        };
+        if lines.iter().any(served) {
+            return lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no request line of {plugin} within 5 s:\n{}",
+        server.output()
+    );
 }
 
 #[tokio::test]
@@ -147,24 +161,25 @@ async fn every_event_of_a_plugin_request_carries_the_plugin_and_each_request_one
     let server = Kneedeep::start("[log]\nformat = \"json\"\nlevel = \"info\"\n");
     let created = create_note(&server, "logged").await;
     assert_eq!(created.status(), StatusCode::CREATED);
-    let request_id = created.headers()["x-request-id"]
+    let request_id: u64 = created.headers()["x-request-id"]
         .to_str()
         .unwrap()
-        .to_owned();
+        .parse()
+        .unwrap();
 
     // The plugin's own event: notes logs nothing about its name, the framework adds it.
-    let lines = json_lines(&server);
+    let lines = json_lines_after_served(&server, "notes").await;
     let own = lines
         .iter()
         .find(|line| line["fields"]["message"] == "note created")
         .unwrap_or_else(|| panic!("no 'note created' event in {lines:#?}"));
     assert_eq!(own["span"]["plugin"], "notes", "{own}");
-    assert_eq!(own["span"]["id"].to_string(), request_id, "{own}");
+    assert_eq!(own["span"]["id"], request_id, "{own}");
 
     let served: Vec<&Value> = lines
         .iter()
         .filter(|line| line["fields"]["message"] == "served")
-        .filter(|line| line["span"]["id"].to_string() == request_id)
+        .filter(|line| line["span"]["id"] == request_id)
         .collect();
     assert_eq!(served.len(), 1, "exactly one request line: {served:#?}");
     let served = served[0];
@@ -181,18 +196,20 @@ async fn a_level_directive_naming_a_plugin_applies_to_its_requests_only() {
     // `kneedeep::cli=info` keeps the line that says where the server listens.
     let config = "[log]\nformat = \"json\"\nlevel = \"warn,kneedeep::cli=info,notes=info\"\n";
     let server = Kneedeep::start(config);
-    assert_eq!(
-        create_note(&server, "loud").await.status(),
-        StatusCode::CREATED
-    );
+    // hello first: its line, if it were written, comes before the one the test waits for.
     let hello = client()
         .get(server.url("/plugins/hello/api/hello"))
         .send()
         .await
         .unwrap();
     assert_eq!(hello.status(), StatusCode::OK);
+    assert_eq!(
+        create_note(&server, "loud").await.status(),
+        StatusCode::CREATED
+    );
 
-    let served: Vec<String> = json_lines(&server)
+    let served: Vec<String> = json_lines_after_served(&server, "notes")
+        .await
         .iter()
         .filter(|line| line["fields"]["message"] == "served")
         .map(|line| line["span"]["plugin"].to_string())
