@@ -6,6 +6,7 @@
 //! the object row at them (freeing the old value's chunks in the same statement). A value
 //! that fits in one chunk is stored in its row and written with a single statement.
 
+mod feed;
 mod sql;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::DatastoreConfig;
 use crate::plugin::BoxError;
+pub(crate) use feed::Change;
 use sql::Backend;
 
 // FIXME(large values reach only 0.19 of a plain file's throughput on SQLite and 0.09 on
@@ -27,6 +29,10 @@ use sql::Backend;
 
 /// Values are stored in chunks of this many bytes; smaller values in one row.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
+
+/// The framework's own namespace (plugin states, sources); no plugin can have this
+/// name, and on PostgreSQL every write to it is announced to the other replicas.
+pub(crate) const FRAMEWORK_NAMESPACE: &str = "_kneedeep";
 
 /// The longest key, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;

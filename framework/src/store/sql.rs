@@ -77,25 +77,46 @@ impl Backend {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let (sql, pool_kind) = match self {
-            Backend::Sqlite { .. } => {
-                (include_str!("migrations/sqlite/0001_objects.sql"), "sqlite")
-            }
+        let (scripts, pool_kind): (&[(i64, &'static str, &'static str)], _) = match self {
+            Backend::Sqlite { .. } => (
+                &[(
+                    1,
+                    "objects",
+                    include_str!("migrations/sqlite/0001_objects.sql"),
+                )],
+                "sqlite",
+            ),
             Backend::Postgres(_) => (
-                include_str!("migrations/postgres/0001_objects.sql"),
+                &[
+                    (
+                        1,
+                        "objects",
+                        include_str!("migrations/postgres/0001_objects.sql"),
+                    ),
+                    (
+                        2,
+                        "change_feed",
+                        include_str!("migrations/postgres/0002_change_feed.sql"),
+                    ),
+                ],
                 "postgres",
             ),
         };
-        let migration = Migration::new(
-            1,
-            Cow::Borrowed("objects"),
-            MigrationType::Simple,
-            SqlStr::from_static(sql),
-            false,
-        );
+        let migrations = scripts
+            .iter()
+            .map(|&(version, name, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect();
         // The migrator takes an advisory lock on PostgreSQL, so replicas that start at
         // once run each migration exactly once.
-        let migrator = Migrator::with_migrations(vec![migration]);
+        let migrator = Migrator::with_migrations(migrations);
         let result = on_pool!(self, write, |pool| migrator.run(pool).await);
         result.map_err(|source| StoreError::Migrate {
             backend: pool_kind,
