@@ -12,6 +12,7 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use tracing::{error, info};
 
 use crate::config::Config;
+use crate::manager::auth::TokenOrigin;
 use crate::manager::{self, Manager};
 use crate::manifest::BuildManifest;
 use crate::plugin::PluginDescriptor;
@@ -80,7 +81,7 @@ pub fn run(linked: Linked) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve(ConfigArg::default())) {
         Command::Plugins => print_out(&manifest.table()),
         Command::CheckConfig(arg) => check_config(arg, &descriptors),
-        Command::Serve(arg) => serve(arg, descriptors),
+        Command::Serve(arg) => serve(arg, descriptors, manifest),
     }
 }
 
@@ -102,7 +103,11 @@ fn check_config(arg: ConfigArg, descriptors: &[&'static PluginDescriptor]) -> Ex
     print_out("config is valid")
 }
 
-fn serve(arg: ConfigArg, descriptors: Vec<&'static PluginDescriptor>) -> ExitCode {
+fn serve(
+    arg: ConfigArg,
+    descriptors: Vec<&'static PluginDescriptor>,
+    manifest: BuildManifest,
+) -> ExitCode {
     let config = match Config::load(arg.config.as_deref()) {
         Ok(config) => config,
         Err(error) => return fail("invalid config", [error]),
@@ -119,7 +124,7 @@ fn serve(arg: ConfigArg, descriptors: Vec<&'static PluginDescriptor>) -> ExitCod
         Ok(runtime) => runtime,
         Err(error) => return fail("cannot start the async runtime", [error]),
     };
-    match runtime.block_on(serve_async(config, descriptors)) {
+    match runtime.block_on(serve_async(config, descriptors, manifest)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             error!("{message}");
@@ -131,6 +136,7 @@ fn serve(arg: ConfigArg, descriptors: Vec<&'static PluginDescriptor>) -> ExitCod
 async fn serve_async(
     config: Config,
     descriptors: Vec<&'static PluginDescriptor>,
+    manifest: BuildManifest,
 ) -> Result<(), String> {
     if let Some(handle) = crate::metrics::install() {
         tokio::spawn(crate::metrics::upkeep(handle));
@@ -145,7 +151,19 @@ async fn serve_async(
         format!("invalid config:\n  {}", lines.join("\n  "))
     })?;
     let manager = Arc::new(manager);
-    manager.start(&config).await;
+    manager
+        .start(&config)
+        .await
+        .map_err(|error| format!("cannot read the plugin states: {error}"))?;
+    tokio::spawn(manager::follow_changes(manager.clone(), datastore.clone()));
+
+    let (token, origin) = manager::auth::resolve_token(&config)?;
+    match origin {
+        TokenOrigin::Config => info!("management API token: from the config"),
+        TokenOrigin::File(path) => {
+            info!(file = %path.display(), "management API token: in its file")
+        }
+    }
 
     let shutdown = shutdown_signal()?;
     let acceptor = TcpListener::bind(config.server.listen)
@@ -165,7 +183,7 @@ async fn serve_async(
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
-            crate::server::router(manager, datastore),
+            crate::server::router(manager, datastore, manifest, &token),
             shutdown,
             Some(grace),
         )

@@ -55,7 +55,7 @@ pub use cli::{Linked, run};
 pub use config::{Config, ConfigError, DatastoreConfig};
 pub use context::PluginContext;
 pub use error::{ApiError, ErrorBody};
-pub use manager::{ManagedPlugin, Manager, PluginState};
+pub use manager::{ManagedPlugin, Manager, PluginState, Source, SourceError, Sources};
 pub use manifest::{BuildManifest, ManifestPlugin};
 pub use plugin::{BoxError, FromContext, Lifecycle};
 pub use registry::RegistryError;

@@ -1,5 +1,6 @@
 //! Route assembly: every plugin nested under `/plugins/<name>` behind its gate, with its
-//! API, document, docs and UI; the shell at `/`; the merged document; health checks.
+//! API, document, docs and UI; the management API behind its token; the shell at `/`;
+//! the merged document; metrics and health checks.
 //!
 //! Architecture invariant: the routing table is built once at startup. Loading and
 //! unloading never touch it; they flip the plugin's gate, which every request checks.
@@ -16,7 +17,10 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::embedded::EmbeddedFiles;
+use crate::manager::api::ManageApi;
+use crate::manager::auth::RequireToken;
 use crate::manager::{ManagedPlugin, Manager};
+use crate::manifest::BuildManifest;
 use crate::metrics::HttpMetrics;
 use crate::openapi::{self, NamespacedSpec};
 use crate::store::Datastore;
@@ -38,11 +42,33 @@ pub fn error_response(status: StatusCode, message: impl Display) -> Response {
 struct Site {
     manager: Arc<Manager>,
     specs: Vec<(Arc<ManagedPlugin>, NamespacedSpec)>,
+    /// The management API's document, always part of the merged one.
+    manage_spec: NamespacedSpec,
     datastore: Datastore,
 }
 
-/// Builds the whole application: every route of the contract.
-pub fn router(manager: Arc<Manager>, datastore: Datastore) -> BoxEndpoint<'static> {
+/// Builds the whole application: every route of the contract. `token` guards `/manage`.
+pub fn router(
+    manager: Arc<Manager>,
+    datastore: Datastore,
+    manifest: BuildManifest,
+    token: &str,
+) -> BoxEndpoint<'static> {
+    let manage = poem_openapi::OpenApiService::new(
+        ManageApi {
+            manager: manager.clone(),
+            manifest: Arc::new(manifest),
+        },
+        "kneedeep management",
+        crate::VERSION,
+    )
+    .description("Load and unload plugins, keep plugin sources, read the build manifest.")
+    .server("/manage");
+    let manage_document = manage.spec();
+    let manage_spec = serde_json::from_str(&manage_document)
+        .map(|spec| NamespacedSpec::new("manage", "The management API", &spec))
+        .unwrap_or_else(|_| NamespacedSpec::new("manage", "The management API", &json!({})));
+
     let specs = manager
         .plugins()
         .iter()
@@ -56,8 +82,18 @@ pub fn router(manager: Arc<Manager>, datastore: Datastore) -> BoxEndpoint<'stati
     let site = Arc::new(Site {
         manager: manager.clone(),
         specs,
+        manage_spec,
         datastore,
     });
+    let manage_routes = Route::new()
+        .at("/openapi.json", get(json_document(manage_document)))
+        .at(
+            "/docs",
+            get(poem::endpoint::make_sync(|_| {
+                docs_page("kneedeep management", "/manage/openapi.json")
+            })),
+        )
+        .nest("/", manage);
 
     let mut route = Route::new()
         .at("/", get(shell).data(site.clone()))
@@ -65,7 +101,14 @@ pub fn router(manager: Arc<Manager>, datastore: Datastore) -> BoxEndpoint<'stati
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz).data(site.clone()))
         .at("/metrics", get(prometheus_metrics))
-        .nest("/static", EmbeddedFiles::static_assets());
+        .nest("/static", EmbeddedFiles::static_assets())
+        .nest(
+            "/manage",
+            RequireToken {
+                token: Arc::from(token),
+                inner: manage_routes,
+            },
+        );
     for plugin in manager.plugins() {
         route = route.nest(
             format!("/plugins/{}", plugin.name()),
@@ -89,20 +132,15 @@ fn plugin_routes(plugin: Arc<ManagedPlugin>) -> PluginGate {
     let mut routes = Route::new();
 
     if let Some(api) = plugin.api() {
-        let spec = api.spec.clone();
+        let spec_url = format!("/plugins/{name}/openapi.json");
         routes = routes
             .nest("/api", SharedEndpoint(api.endpoint.clone()))
-            .at(
-                "/openapi.json",
-                get(poem::endpoint::make_sync(move |_| {
-                    Response::builder()
-                        .content_type("application/json")
-                        .body(spec.clone())
-                })),
-            )
+            .at("/openapi.json", get(json_document(api.spec.clone())))
             .at(
                 "/docs",
-                get(poem::endpoint::make_sync(move |_| docs_page(name))),
+                get(poem::endpoint::make_sync(move |_| {
+                    docs_page(name, &spec_url)
+                })),
             );
     }
     if let Some(files) = plugin.descriptor().ui {
@@ -184,22 +222,31 @@ impl Endpoint for SharedEndpoint {
     }
 }
 
-/// The Swagger UI page of one plugin: it points the shared assets at its document.
-fn docs_page(plugin: &str) -> Response {
+/// Serves a JSON document built once.
+fn json_document(document: String) -> impl Endpoint<Output = Response> {
+    poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(document.clone())
+    })
+}
+
+/// A Swagger UI page: it points the shared assets at one document.
+fn docs_page(title: &str, spec_url: &str) -> Response {
     let page = format!(
         r##"<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>{plugin} — API docs</title>
+  <title>{title} — API docs</title>
   <link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css">
 </head>
 <body>
   <div id="swagger-ui"></div>
   <script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
   <script>
-    window.ui = SwaggerUIBundle({{ url: "/plugins/{plugin}/openapi.json", dom_id: "#swagger-ui" }});
+    window.ui = SwaggerUIBundle({{ url: "{spec_url}", dom_id: "#swagger-ui" }});
   </script>
 </body>
 </html>
@@ -246,7 +293,8 @@ fn merged_openapi(site: poem::web::Data<&Arc<Site>>) -> Response {
         .iter()
         .filter(|(plugin, _)| plugin.is_loaded())
         .map(|(_, spec)| spec);
-    let document = openapi::merge("kneedeep", crate::VERSION, loaded);
+    let documents = loaded.chain(std::iter::once(&site.manage_spec));
+    let document = openapi::merge("kneedeep", crate::VERSION, documents);
     Response::builder()
         .content_type("application/json")
         .body(document.to_string())

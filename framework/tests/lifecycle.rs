@@ -189,7 +189,8 @@ async fn a_failing_or_panicking_hook_marks_only_that_plugin_failed() {
     let manager = manager("[plugins.hooked]\nword = \"hi\"\n").await;
     manager
         .start(&toml_config("[plugins.hooked]\nword = \"hi\"\n"))
-        .await;
+        .await
+        .unwrap();
 
     let refuses = manager.get("refuses").unwrap().state();
     assert_eq!(

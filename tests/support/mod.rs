@@ -174,3 +174,82 @@ pub(crate) fn client() -> reqwest::Client {
         .build()
         .expect("build an HTTP client")
 }
+
+/// The PostgreSQL the tests use: `KNEEDEEP_TEST_POSTGRES_URL`, else the local one.
+fn postgres_admin_url() -> String {
+    std::env::var("KNEEDEEP_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A fresh PostgreSQL database for one test, dropped when the test ends.
+pub(crate) struct PostgresDatabase {
+    /// Its URL, for `[datastore] url`.
+    pub(crate) url: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    /// Creates a database named after the test. Without a reachable PostgreSQL this says
+    /// that the test is skipped and returns `None`, except under CI (`CI` set), where
+    /// PostgreSQL must be there and its absence fails the test.
+    pub(crate) async fn create(test: &str) -> Option<PostgresDatabase> {
+        use sqlx::Connection;
+
+        let admin_url = postgres_admin_url();
+        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(admin) => admin,
+            Err(error) if std::env::var_os("CI").is_some() => {
+                panic!("PostgreSQL is required under CI but not reachable at {admin_url}: {error}")
+            }
+            Err(error) => {
+                eprintln!("skipped {test}: PostgreSQL not reachable at {admin_url}: {error}");
+                return None;
+            }
+        };
+
+        let name = format!("kd_{test}_{}", std::process::id());
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&mut admin)
+            .await
+            .expect("drop a leftover test database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        Some(PostgresDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of
+        // its own with a runtime of its own does it.
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&postgres_admin_url()).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut admin)
+                    .await
+                    .map(drop)
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}

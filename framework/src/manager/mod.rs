@@ -1,11 +1,18 @@
 //! The plugin manager: each compiled-in plugin's state (`loaded`, `unloaded`, `failed`),
-//! the gate that its routes check, and the load/unload transitions that run its hooks.
+//! the gate that its routes check, the load/unload transitions that run its hooks, the
+//! desired states kept in the datastore, and the management API over all of it.
 //!
 //! Architecture invariant: the request path reads one `AtomicBool` per request (the
 //! gate); everything else here runs only on a transition, serialized per plugin.
 
+pub(crate) mod api;
+pub(crate) mod auth;
+mod sources;
+mod state;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use poem::endpoint::BoxEndpoint;
 use tracing::{Instrument, info, warn};
@@ -13,7 +20,9 @@ use tracing::{Instrument, info, warn};
 use crate::config::{Config, ConfigError};
 use crate::context::PluginContext;
 use crate::plugin::{BoxError, HookFuture, PluginDescriptor};
-use crate::store::Datastore;
+use crate::store::{Change, Datastore, StoreError};
+pub use sources::{Source, SourceError, Sources};
+use state::{Desired, SavedStates};
 
 /// A plugin's state as the management API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,9 +205,11 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Every compiled-in plugin, sorted by name.
+/// Every compiled-in plugin, sorted by name, and the states asked for them.
 pub struct Manager {
     plugins: Vec<Arc<ManagedPlugin>>,
+    states: SavedStates,
+    sources: Sources,
 }
 
 impl Manager {
@@ -228,7 +239,11 @@ impl Manager {
             return Err(errors);
         }
         plugins.sort_by(|a, b| a.name().cmp(b.name()));
-        Ok(Manager { plugins })
+        Ok(Manager {
+            plugins,
+            states: SavedStates::new(datastore),
+            sources: Sources::new(datastore),
+        })
     }
 
     /// Every plugin, sorted by name.
@@ -244,18 +259,118 @@ impl Manager {
             .map(|index| &self.plugins[index])
     }
 
-    /// Brings every plugin to its initial state: loaded when `enabled` (default true).
-    pub async fn start(&self, config: &Config) {
+    /// The plugin sources kept in the datastore.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Brings every plugin to its initial state: the one last asked for through the
+    /// management API if any was, else loaded when `enabled` (default true). A hook
+    /// that fails makes its plugin `failed`, not the startup.
+    pub async fn start(&self, config: &Config) -> Result<(), StoreError> {
         for plugin in &self.plugins {
-            if plugin.api.is_none() {
+            let desired = match self.states.get(plugin.name()).await? {
+                Some(desired) => desired,
+                None if config.plugin_enabled(plugin.name()).unwrap_or(true) => Desired::Loaded,
+                None => Desired::Unloaded,
+            };
+            apply(plugin, desired).await;
+        }
+        Ok(())
+    }
+
+    /// Loads (`loaded == true`) or unloads a plugin and records it as asked for, so that
+    /// restarts and other replicas follow. `None` for an unknown plugin.
+    pub async fn set_loaded(
+        &self,
+        name: &str,
+        loaded: bool,
+    ) -> Result<Option<PluginState>, StoreError> {
+        let Some(plugin) = self.get(name) else {
+            return Ok(None);
+        };
+        let desired = if loaded {
+            Desired::Loaded
+        } else {
+            Desired::Unloaded
+        };
+
+        // Recorded first: a state that could not be kept is not applied either.
+        self.states.set(plugin.name(), desired).await?;
+        Ok(Some(apply(plugin, desired).await))
+    }
+
+    /// Applies the recorded state of one plugin, as another replica left it.
+    async fn follow(&self, name: &str) -> Result<(), StoreError> {
+        let Some(plugin) = self.get(name) else {
+            return Ok(());
+        };
+        if let Some(desired) = self.states.get(name).await? {
+            apply(plugin, desired).await;
+        }
+        Ok(())
+    }
+
+    /// Applies every recorded state.
+    async fn follow_all(&self) -> Result<(), StoreError> {
+        for plugin in &self.plugins {
+            self.follow(plugin.name()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Brings `plugin` to `desired`; both transitions are idempotent.
+async fn apply(plugin: &ManagedPlugin, desired: Desired) -> PluginState {
+    match desired {
+        Desired::Loaded => plugin.load().await,
+        Desired::Unloaded => plugin.unload().await,
+    }
+}
+
+/// How long to wait before listening again after the change feed failed.
+const FEED_RETRY: Duration = Duration::from_secs(1);
+
+/// Keeps this replica in step with the others on PostgreSQL: applies each state change
+/// that the change feed announces, and re-reads every state whenever the feed's
+/// connection was lost (changes may have been missed meanwhile). Returns at once on
+/// SQLite, which one process owns.
+pub(crate) async fn follow_changes(manager: Arc<Manager>, datastore: Datastore) {
+    loop {
+        let mut feed = match datastore.change_feed().await {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return,
+            Err(error) => {
+                warn!(%error, "cannot listen for changes of other replicas; retrying");
+                tokio::time::sleep(FEED_RETRY).await;
                 continue;
             }
-            if config.plugin_enabled(plugin.name()).unwrap_or(true) {
-                plugin.load().await;
-            } else {
-                plugin.set_state(PluginState::Unloaded);
+        };
+        // Anything that changed before the feed listened is read now.
+        if let Err(error) = manager.follow_all().await {
+            warn!(%error, "cannot read the plugin states");
+        }
+
+        loop {
+            let outcome = match feed.next().await {
+                Ok(Change::Key(key)) => match state::plugin_of_key(&key) {
+                    Some(name) => manager.follow(name).await,
+                    None => Ok(()),
+                },
+                Ok(Change::Lost) => {
+                    info!("change feed reconnecting; re-reading every plugin state");
+                    manager.follow_all().await
+                }
+                Err(error) => {
+                    warn!(%error, "change feed lost; listening again");
+                    break;
+                }
+            };
+            if let Err(error) = outcome {
+                warn!(%error, "cannot apply a change of another replica");
             }
         }
+        tokio::time::sleep(FEED_RETRY).await;
     }
 }
 
