@@ -568,6 +568,22 @@ async fn replicas_on_one_postgres_follow_each_other_within_a_second() {
         }
     }
 
+    // Cut every connection of both replicas, as a database restart would: the listeners
+    // come back and re-read every state, so a change made meanwhile is not lost.
+    database.terminate_connections().await;
+    let (status, _) = manage(&first, Method::POST, "/manage/plugins/notes/unload", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let started = Instant::now();
+    while status_of(&second, "/plugins/notes/api/notes").await != StatusCode::NOT_FOUND {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the other replica missed a change made while its listener reconnected:\n{}",
+            second.output()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(second.output().contains("change feed"), "the listener did reconnect");
+
     let source = json!({ "url": "https://example.org/shared.tar.gz" });
     let (status, _) = manage(&first, Method::POST, "/manage/sources", Some(source)).await;
     assert_eq!(status, StatusCode::CREATED);

@@ -228,6 +228,22 @@ impl PostgresDatabase {
     }
 }
 
+impl PostgresDatabase {
+    /// Ends every connection to this database, as a database restart would.
+    pub(crate) async fn terminate_connections(&self) {
+        use sqlx::Connection;
+
+        let mut admin = sqlx::PgConnection::connect(&postgres_admin_url())
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&self.name)
+            .execute(&mut admin)
+            .await
+            .expect("terminate the connections");
+    }
+}
+
 impl Drop for PostgresDatabase {
     fn drop(&mut self) {
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);

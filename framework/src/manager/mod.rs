@@ -328,24 +328,30 @@ async fn apply(plugin: &ManagedPlugin, desired: Desired) -> PluginState {
     }
 }
 
-/// How long to wait before listening again after the change feed failed.
-const FEED_RETRY: Duration = Duration::from_secs(1);
+/// How long to wait before listening again after the change feed failed: doubling
+/// from the first to the last, so that a short outage costs little and a long one
+/// does not flood the log.
+const FEED_RETRY_FIRST: Duration = Duration::from_millis(100);
+const FEED_RETRY_LAST: Duration = Duration::from_secs(5);
 
 /// Keeps this replica in step with the others on PostgreSQL: applies each state change
 /// that the change feed announces, and re-reads every state whenever the feed's
 /// connection was lost (changes may have been missed meanwhile). Returns at once on
 /// SQLite, which one process owns.
 pub(crate) async fn follow_changes(manager: Arc<Manager>, datastore: Datastore) {
+    let mut retry = FEED_RETRY_FIRST;
     loop {
         let mut feed = match datastore.change_feed().await {
             Ok(Some(feed)) => feed,
             Ok(None) => return,
             Err(error) => {
-                warn!(%error, "cannot listen for changes of other replicas; retrying");
-                tokio::time::sleep(FEED_RETRY).await;
+                warn!(%error, ?retry, "cannot listen for changes of other replicas; retrying");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(FEED_RETRY_LAST);
                 continue;
             }
         };
+        retry = FEED_RETRY_FIRST;
         // Anything that changed before the feed listened is read now.
         if let Err(error) = manager.follow_all().await {
             warn!(%error, "cannot read the plugin states");
@@ -370,7 +376,7 @@ pub(crate) async fn follow_changes(manager: Arc<Manager>, datastore: Datastore) 
                 warn!(%error, "cannot apply a change of another replica");
             }
         }
-        tokio::time::sleep(FEED_RETRY).await;
+        tokio::time::sleep(retry).await;
     }
 }
 
