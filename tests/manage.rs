@@ -332,11 +332,21 @@ async fn sources_are_checked_kept_and_forgotten() {
     assert!(body["error"].as_str().unwrap().contains(&id), "{body}");
 
     let refused = [
-        (json!({ "url": "ftp://example.org/a.tar" }), "scheme"),
-        (json!({ "url": "not a url" }), "https://"),
+        (
+            json!({ "url": "ftp://example.org/a.tar" }),
+            "url must be an https or http URL",
+        ),
+        (
+            json!({ "url": "not a url" }),
+            "url must be an https or http URL",
+        ),
+        (
+            json!({ "url": "https:///a.tar" }),
+            "url must be an https or http URL",
+        ),
         (
             json!({ "url": "https://example.org/b.tgz", "sha256": "xyz" }),
-            "64 hex digits",
+            "sha256 must be 64 hex digits",
         ),
         (json!({ "url": 42 }), "url"),
         (json!({}), "NewSource"),
@@ -582,7 +592,10 @@ async fn replicas_on_one_postgres_follow_each_other_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(second.output().contains("change feed"), "the listener did reconnect");
+    assert!(
+        second.output().contains("change feed"),
+        "the listener did reconnect"
+    );
 
     let source = json!({ "url": "https://example.org/shared.tar.gz" });
     let (status, _) = manage(&first, Method::POST, "/manage/sources", Some(source)).await;

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// The request body is over a limit.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// The request body is not of a content type the operation takes.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// The server failed; the details are in its log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),

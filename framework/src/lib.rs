@@ -36,6 +36,7 @@
 //! naming their crates and calling [`run`]; `cargo xtask build-with-plugins` writes that
 //! binary for you.
 
+mod allow;
 mod cli;
 mod config;
 mod context;
@@ -46,6 +47,7 @@ mod manager;
 mod manifest;
 pub mod metrics;
 mod openapi;
+pub mod payload;
 mod plugin;
 mod registry;
 mod server;

@@ -16,6 +16,7 @@ use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler};
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::allow::{AllowedMethods, WithAllow};
 use crate::embedded::EmbeddedFiles;
 use crate::manager::api::ManageApi;
 use crate::manager::auth::RequireToken;
@@ -65,9 +66,20 @@ pub fn router(
     .description("Load and unload plugins, keep plugin sources, read the build manifest.")
     .server("/manage");
     let manage_document = manage.spec();
-    let manage_spec = serde_json::from_str(&manage_document)
-        .map(|spec| NamespacedSpec::new("manage", "The management API", &spec))
-        .unwrap_or_else(|_| NamespacedSpec::new("manage", "The management API", &json!({})));
+    let manage_value: serde_json::Value =
+        serde_json::from_str(&manage_document).unwrap_or_else(|_| json!({}));
+    let manage_spec = NamespacedSpec::new("manage", "The management API", &manage_value);
+    let manage = WithAllow {
+        inner: poem::IntoEndpoint::into_endpoint(manage).catch_error(
+            |error: poem_openapi::error::ParseRequestPayloadError| async move {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    crate::manager::api::explain(&error),
+                )
+            },
+        ),
+        allowed: Arc::new(AllowedMethods::from_document(&manage_value)),
+    };
 
     let specs = manager
         .plugins()
@@ -133,8 +145,13 @@ fn plugin_routes(plugin: Arc<ManagedPlugin>) -> PluginGate {
 
     if let Some(api) = plugin.api() {
         let spec_url = format!("/plugins/{name}/openapi.json");
+        let document = serde_json::from_str(&api.spec).unwrap_or_else(|_| json!({}));
+        let endpoint = WithAllow {
+            inner: SharedEndpoint(api.endpoint.clone()),
+            allowed: Arc::new(AllowedMethods::from_document(&document)),
+        };
         routes = routes
-            .nest("/api", SharedEndpoint(api.endpoint.clone()))
+            .nest("/api", endpoint)
             .at("/openapi.json", get(json_document(api.spec.clone())))
             .at(
                 "/docs",

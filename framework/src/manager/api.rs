@@ -30,14 +30,19 @@ struct PluginInfo {
     /// `loaded`, `unloaded` or `failed`.
     state: String,
     /// Why it failed, when `state` is `failed`.
+    #[oai(nullable)]
     error: Option<String>,
     /// Its API prefix; null when its API could not be built.
+    #[oai(nullable)]
     api: Option<String>,
     /// Its own OpenAPI document.
+    #[oai(nullable)]
     openapi: Option<String>,
     /// Its Swagger UI.
+    #[oai(nullable)]
     docs: Option<String>,
     /// Its UI; null when it has none.
+    #[oai(nullable)]
     ui: Option<String>,
     /// Where its code came from.
     source: PluginSource,
@@ -49,17 +54,25 @@ struct PluginSource {
     /// `in-tree`, `folder`, `config` or `datastore`.
     kind: String,
     /// The archive's URL or file, where there is one.
+    #[oai(nullable)]
     url: Option<String>,
     /// The archive's sha256, where there is one.
+    #[oai(nullable)]
     sha256: Option<String>,
 }
 
 /// A plugin source to keep.
 #[derive(Object)]
 struct NewSource {
-    /// An `https`, `http` or `file` URL of a plugin archive.
+    /// An `https` or `http` URL with a host, or a `file:///` URL with a path, of a plugin
+    /// archive; no spaces or control characters.
+    #[oai(validator(
+        pattern = r"^(?:(?i:https?)://(?:[^/?#@\s\x00-\x1f\x7f-\x9f]*@)?[^/?#@:\s\x00-\x1f\x7f-\x9f][^/?#@\s\x00-\x1f\x7f-\x9f]*(?:[/?#][^\s\x00-\x1f\x7f-\x9f]*)?|(?i:file):///[^\s\x00-\x1f\x7f-\x9f]+)$",
+        max_length = 4096
+    ))]
     url: String,
-    /// The archive's sha256 (64 hex digits), to pin it.
+    /// The archive's sha256, to pin it: 64 hex digits.
+    #[oai(nullable, validator(pattern = r"^[0-9a-fA-F]{64}$"))]
     sha256: Option<String>,
 }
 
@@ -70,6 +83,7 @@ struct SourceInfo {
     /// 16 hex digits derived from the URL.
     id: String,
     url: String,
+    #[oai(nullable)]
     sha256: Option<String>,
     /// When it was added, RFC 3339.
     added: String,
@@ -91,7 +105,9 @@ struct BuildPlugin {
     crate_name: String,
     /// `in-tree`, `folder`, `config` or `datastore`.
     source: String,
+    #[oai(nullable)]
     url: Option<String>,
+    #[oai(nullable)]
     sha256: Option<String>,
 }
 
@@ -256,6 +272,21 @@ impl ManageApi {
             },
         }
     }
+}
+
+/// A request body the document refuses, said in the words of the management API rather
+/// than the validator's (whose message for `url` is the whole pattern).
+pub(crate) fn explain(error: &poem_openapi::error::ParseRequestPayloadError) -> String {
+    let reason = &error.reason;
+    if reason.contains("field `url`") {
+        return "invalid source: url must be an https or http URL with a host, or a file:/// \
+                URL with a path, without spaces or control characters"
+            .to_owned();
+    }
+    if reason.contains("field `sha256`") {
+        return "invalid source: sha256 must be 64 hex digits".to_owned();
+    }
+    format!("invalid request body: {reason}")
 }
 
 fn unknown_plugin(name: &str) -> ApiError {

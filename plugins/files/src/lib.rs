@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use kneedeep::payload::AnyContent;
 use kneedeep::poem::Body;
 use kneedeep::poem_openapi::param::Header;
 use kneedeep::poem_openapi::payload::Binary;
@@ -52,7 +53,8 @@ struct Written {
 #[derive(Object)]
 struct Page {
     items: Vec<Item>,
-    /// Pass as `cursor` to get the next page; null on the last page.
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     next: Option<String>,
 }
 
@@ -68,8 +70,7 @@ enum GetResponse {
     /// The file's content, streamed.
     #[oai(status = 200)]
     Ok(
-        Binary<Body>,
-        #[oai(header = "Content-Type")] String,
+        AnyContent,
         #[oai(header = "Content-Length")] u64,
         #[oai(header = "ETag")] String,
         /// Always `attachment`: an uploaded page never runs as this site.
@@ -90,9 +91,6 @@ enum HeadResponse {
         #[oai(header = "Content-Length")] u64,
         #[oai(header = "ETag")] String,
     ),
-    /// No file has this name.
-    #[oai(status = 404)]
-    NotFound,
 }
 
 #[derive(ApiResponse)]
@@ -119,7 +117,9 @@ impl FilesApi {
             .0
             .unwrap_or_else(|| "application/octet-stream".to_owned());
         let mut options = PutOptions::new().content_type(content_type);
-        if let Some(etag) = if_match.0 {
+        // An empty header carries no condition.
+        let if_match = if_match.0.filter(|etag| !etag.trim().is_empty());
+        if let Some(etag) = if_match {
             options = options.if_match(etag.trim().trim_matches('"'));
         } else if if_none_match.0.as_deref().map(str::trim) == Some("*") {
             options = options.if_absent();
@@ -151,9 +151,12 @@ impl FilesApi {
             "attachment; filename*=UTF-8''{}",
             encode_filename(&meta.key)
         );
+        let content = AnyContent {
+            content_type: meta.content_type,
+            body: Body::from_bytes_stream(object.body),
+        };
         Ok(GetResponse::Ok(
-            Binary(Body::from_bytes_stream(object.body)),
-            meta.content_type,
+            content,
             meta.size,
             format!("\"{}\"", meta.etag),
             disposition,
@@ -164,12 +167,12 @@ impl FilesApi {
     /// A file's size, content type and ETag, without its content.
     #[oai(path = "/files/:name", method = "head", operation_id = "head")]
     async fn head(&self, name: Path<String>) -> Result<HeadResponse, ApiError> {
-        Ok(match self.store.head(&name.0).await? {
-            Some(meta) => {
-                HeadResponse::Ok(meta.content_type, meta.size, format!("\"{}\"", meta.etag))
-            }
-            None => HeadResponse::NotFound,
-        })
+        let Some(meta) = self.store.head(&name.0).await? else {
+            // The same 404 as `GET`, headers and all; a HEAD answer has no body.
+            return Err(not_found(&name.0));
+        };
+        let etag = format!("\"{}\"", meta.etag);
+        Ok(HeadResponse::Ok(meta.content_type, meta.size, etag))
     }
 
     /// Lists files by name, `limit` at a time.

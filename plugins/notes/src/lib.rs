@@ -78,6 +78,7 @@ struct NoteInput {
 struct Page {
     items: Vec<Item>,
     /// Pass as `cursor` to get the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     next: Option<String>,
 }
 
