@@ -2,7 +2,14 @@
 //! the command line and prints the error chain of a command that failed.
 
 mod bench;
+mod build_with_plugins;
+mod codegen;
+mod fetch;
+mod lock;
 mod new_plugin;
+mod sources;
+mod unpack;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -22,6 +29,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build one release binary, `dist/kneedeep`, with every plugin from the config's
+    /// `[[plugin_sources]]`, the source URLs kept in the datastore, and the plugins folder.
+    BuildWithPlugins(build_with_plugins::Args),
     /// Scaffold a plugin crate (API, UI page, config type, a test) in the plugins folder.
     NewPlugin(new_plugin::Args),
     /// Run the benchmarks in release mode and print each measurement beside its
@@ -32,6 +42,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::BuildWithPlugins(args) => build_with_plugins::run(&args),
         Command::NewPlugin(args) => new_plugin::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
