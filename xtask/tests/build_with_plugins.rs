@@ -1,8 +1,11 @@
-//! `cargo xtask build-with-plugins` on real input: three plugin crates packed by real
-//! tools (`cargo package`, `git archive`, `tar czf`), one served over HTTP and listed in
-//! the config, one submitted to the management API of a running kneedeep (so that it
-//! comes from the datastore), one dropped into the plugins folder. The built binary must
-//! then serve each plugin's API and UI, and report where each came from.
+//! The whole flow on real input, as a user runs it. The stock app is started with the
+//! README's run command on the embedded SQLite default, and a plugin source is submitted
+//! to its management API (so it comes from the datastore); an archive is dropped into
+//! the plugins folder; a third is served over HTTP and listed in the config. The three
+//! are packed by real tools (`cargo package`, `git archive`, `tar czf`).
+//! `cargo xtask build-with-plugins` makes one binary of them; it serves each plugin's
+//! API, document, docs and UI, reports where each came from, and keeps an unload across
+//! a restart.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -114,11 +117,12 @@ fn answer_file(mut stream: TcpStream, folder: &Path) {
     let _ = stream.write_all(&response);
 }
 
-/// `cargo xtask build-with-plugins` in `project`; returns its stderr (cargo's report).
+/// `cargo xtask build-with-plugins` in `project`, in release as a user runs it; returns
+/// its stderr (cargo's report).
 fn build(project: &Path, target_dir: &Path) -> String {
     let output = Command::new(XTASK)
         .current_dir(project)
-        .args(["build-with-plugins", "--debug", "--work-dir"])
+        .args(["build-with-plugins", "--work-dir"])
         .arg(project.join("work"))
         .arg("--target-dir")
         .arg(target_dir)
@@ -144,20 +148,48 @@ struct Running {
     base: String,
 }
 
+/// Stops `server` and starts `dist/kneedeep` again on the same data.
+fn restart(server: Running, project: &Path) -> Running {
+    drop(server);
+    start(project)
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
 
+/// Starts `dist/kneedeep` in `project`.
 fn start(project: &Path) -> Running {
-    let mut child = Command::new(project.join("dist/kneedeep"))
+    let mut command = Command::new(project.join("dist/kneedeep"));
+    command.current_dir(project);
+    start_command(command)
+}
+
+/// Starts the stock app with the README's run command, `cargo run --release`, in
+/// `project` (its config and data folder), building it in the nested target folder.
+fn start_stock_app(project: &Path) -> Running {
+    let mut command = Command::new(env!("CARGO"));
+    command
         .current_dir(project)
+        .args(["run", "--release", "--quiet", "--manifest-path"])
+        .arg(repository().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(nested_target_dir());
+    start_command(command)
+}
+
+fn start_command(mut command: Command) -> Running {
+    // Its own process group, so that stopping it also stops what `cargo run` started.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start dist/kneedeep");
+        .expect("start kneedeep");
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
@@ -171,9 +203,10 @@ fn start(project: &Path) -> Running {
             }
         }
     });
+    // The stock app may have to be compiled first.
     let base = receiver
-        .recv_timeout(Duration::from_secs(60))
-        .expect("dist/kneedeep listens");
+        .recv_timeout(Duration::from_secs(1800))
+        .expect("kneedeep listens");
     Running { child, base }
 }
 
@@ -201,22 +234,8 @@ fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     (status, body)
 }
 
-/// The number of crates cargo compiled, from its report.
-fn compiled(report: &str) -> Vec<String> {
-    report
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("Compiling "))
-        .map(|rest| {
-            rest.split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
-}
-
 #[test]
-fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary() {
+fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary_that_serves_them() {
     let git_status_before = run(Command::new("git")
         .arg("-C")
         .arg(repository())
@@ -295,38 +314,32 @@ fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary() {
     );
     std::fs::write(project.join("kneedeep.toml"), config).unwrap();
 
-    // First build: the config's and the folder's plugins; the datastore does not exist yet.
-    let first = build(project, &nested_target_dir());
-    assert!(first.contains("does not exist yet"), "{first}");
-    let lock = std::fs::read_to_string(project.join("plugins.lock")).unwrap();
-    assert!(
-        lock.contains("weather-0.3.0.crate") && lock.contains("dice.tar.gz"),
-        "{lock}"
-    );
-
+    // The stock app, started as the README says, keeps a source in its datastore.
     {
-        let server = start(project);
+        let stock = start_stock_app(project);
         let source = format!("{{\"url\": \"{base}/clock.tar.gz\"}}");
         let (status, body) = http(
             "POST",
-            &format!("{}/manage/sources", server.base),
+            &format!("{}/manage/sources", stock.base),
             Some(&source),
         );
         assert_eq!(status, 201, "{body}");
     }
 
-    // Second build: the datastore's source joins; only it and the generated crate compile.
-    let second = build(project, &nested_target_dir());
-    let recompiled = compiled(&second);
-    assert_eq!(
-        recompiled
-            .iter()
-            .filter(|name| name.as_str() != "kneedeep-plugin-clock"
-                && name.as_str() != "kneedeep-with-plugins")
-            .count(),
-        0,
-        "only the new plugin and the generated crate are compiled: {recompiled:?}"
-    );
+    // A fourth, scaffolded by `cargo xtask new-plugin` into the plugins folder, builds and
+    // loads as it is.
+    run(Command::new(XTASK).current_dir(project).args([
+        "new-plugin",
+        "greeter",
+        "--dir",
+        "plugins",
+    ]));
+
+    build(project, &nested_target_dir());
+    let lock = std::fs::read_to_string(project.join("plugins.lock")).unwrap();
+    for archive in ["weather-0.3.0.crate", "clock.tar.gz", "dice.tar.gz"] {
+        assert!(lock.contains(archive), "{archive} is locked: {lock}");
+    }
 
     let server = start(project);
     let (status, body) = http(
@@ -354,7 +367,33 @@ fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary() {
         let (status, page) = http("GET", &format!("{}/plugins/{name}/ui/", server.base), None);
         assert_eq!(status, 200);
         assert!(page.contains(&format!("the {name} page")), "{page}");
+        let (status, document) = http(
+            "GET",
+            &format!("{}/plugins/{name}/openapi.json", server.base),
+            None,
+        );
+        assert_eq!(status, 200);
+        assert!(
+            document.contains(&format!("/plugins/{name}/api")),
+            "{document}"
+        );
+        let (status, docs) = http("GET", &format!("{}/plugins/{name}/docs", server.base), None);
+        assert_eq!(status, 200);
+        assert!(
+            docs.contains(&format!("/plugins/{name}/openapi.json")),
+            "{docs}"
+        );
     }
+
+    let (status, body) = http(
+        "GET",
+        &format!("{}/plugins/greeter/api/greeting?name=ada", server.base),
+        None,
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"message":"hello, ada"}"#)
+    );
 
     let (status, build) = http("GET", &format!("{}/manage/build", server.base), None);
     assert_eq!(status, 200);
@@ -372,17 +411,54 @@ fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary() {
         })
         .collect();
     let expected = [
-        ("clock", "datastore"),
-        ("dice", "folder"),
-        ("weather", "config"),
+        ("clock", "datastore", true),
+        ("dice", "folder", true),
+        ("greeter", "in-tree", false),
+        ("weather", "config", true),
     ]
-    .map(|(name, source)| (name.to_owned(), source.to_owned(), true));
+    .map(|(name, source, hashed)| (name.to_owned(), source.to_owned(), hashed));
     assert_eq!(sources, expected);
 
     let listed = run(Command::new(project.join("dist/kneedeep")).arg("plugins"));
     for name in ["clock", "dice", "weather"] {
         assert!(listed.contains(name), "{listed}");
     }
+
+    // Unloaded: gone from its routes, the shell and the merged document, across a restart.
+    let (status, _) = http(
+        "POST",
+        &format!("{}/manage/plugins/dice/unload", server.base),
+        None,
+    );
+    assert_eq!(status, 200);
+    let server = restart(server, project);
+    for path in ["api/dice", "openapi.json", "docs", "ui/"] {
+        let (status, _) = http("GET", &format!("{}/plugins/dice/{path}", server.base), None);
+        assert_eq!(status, 404, "/plugins/dice/{path} after the restart");
+    }
+    let (_, shell) = http("GET", &format!("{}/", server.base), None);
+    assert!(
+        !shell.contains("/plugins/dice/") && shell.contains("/plugins/clock/"),
+        "{shell}"
+    );
+    let (_, merged) = http("GET", &format!("{}/openapi.json", server.base), None);
+    assert!(
+        !merged.contains("/plugins/dice/") && merged.contains("/plugins/clock/"),
+        "{merged}"
+    );
+
+    let (status, _) = http(
+        "POST",
+        &format!("{}/manage/plugins/dice/load", server.base),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, body) = http(
+        "GET",
+        &format!("{}/plugins/dice/api/dice?text=ab", server.base),
+        None,
+    );
+    assert_eq!((status, body.as_str()), (200, "rolled 3"));
 
     let git_status_after = run(Command::new("git")
         .arg("-C")
