@@ -14,32 +14,50 @@ pub(crate) struct Args {
     /// from a run without it).
     #[arg(long)]
     quick: bool,
+
+    /// Run one section only.
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+}
+
+/// The sections of the benchmark report.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Section {
+    /// The datastore against a plain file and against sqlx.
+    Datastore,
+    /// `build-with-plugins` against a no-op cargo build.
+    Build,
 }
 
 /// Runs each benchmark; a benchmark that fails fails the command.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
-    report("## Datastore\n");
-    let mut command = cargo();
-    command.args([
-        "run",
-        "--quiet",
-        "--release",
-        "-p",
-        "kneedeep",
-        "--example",
-        "bench_store",
-        "--",
-    ]);
-    if args.quick {
-        command.arg("--quick");
+    let wanted = |section| args.only.is_none_or(|only| only == section);
+    if wanted(Section::Datastore) {
+        report("## Datastore\n");
+        let mut command = cargo();
+        command.args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "kneedeep",
+            "--example",
+            "bench_store",
+            "--",
+        ]);
+        if args.quick {
+            command.arg("--quick");
+        }
+        let status = command.status().context("run cargo")?;
+        if !status.success() {
+            bail!("the datastore benchmark failed ({status})");
+        }
     }
-    let status = command.status().context("run cargo")?;
-    if !status.success() {
-        bail!("the datastore benchmark failed ({status})");
+    if wanted(Section::Build) {
+        report("\n## Build\n");
+        build_benchmark()?;
     }
-
-    report("\n## Build\n");
-    build_benchmark()
+    Ok(())
 }
 
 fn cargo() -> Command {
