@@ -337,3 +337,97 @@ fn run_binary(binary: &Path, config: &Path) -> anyhow::Result<()> {
 fn say(line: &str) {
     eprintln!("build-with-plugins: {line}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(url: &str, package: &str, plugins: &[&str]) -> Resolved {
+        Resolved {
+            source: Source {
+                origin: crate::sources::Origin::Config,
+                location: Location::Archive {
+                    url: url.to_owned(),
+                    sha256: None,
+                },
+            },
+            plugin: PluginCrate {
+                root: PathBuf::from("/unused"),
+                package: package.to_owned(),
+                version: "0.1.0".to_owned(),
+                lib_name: package.replace('-', "_"),
+                plugin_names: plugins.iter().map(|name| (*name).to_owned()).collect(),
+            },
+            sha256: None,
+        }
+    }
+
+    #[test]
+    fn two_sources_of_one_plugin_are_an_error_naming_both() {
+        let both = [
+            resolved("https://a.example/weather.tgz", "weather-a", &["weather"]),
+            resolved("https://b.example/weather.tgz", "weather-b", &["weather"]),
+        ];
+        let message = refuse_duplicates(&both).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "two sources give the plugin \"weather\": https://a.example/weather.tgz and https://b.example/weather.tgz"
+        );
+
+        let same_crate = [
+            resolved("https://a.example/x.tgz", "kneedeep-plugin-x", &["x"]),
+            resolved("https://b.example/y.tgz", "kneedeep-plugin-x", &["y"]),
+        ];
+        let message = refuse_duplicates(&same_crate).unwrap_err().to_string();
+        assert!(
+            message.contains("the crate \"kneedeep-plugin-x\""),
+            "{message}"
+        );
+
+        let distinct = [
+            resolved("https://a.example/x.tgz", "x", &["x"]),
+            resolved("https://a.example/y.tgz", "y", &["y"]),
+        ];
+        assert!(refuse_duplicates(&distinct).is_ok());
+    }
+
+    #[test]
+    fn locked_refuses_a_source_the_lock_does_not_know() {
+        let source = resolved("https://a.example/new.tgz", "new", &["new"]).source;
+        let message = refuse_unlocked_urls(&[source], &Lock::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("https://a.example/new.tgz"), "{message}");
+        assert!(
+            message.contains("--locked forbids adding them"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn install_replaces_the_binary_and_a_failure_leaves_it() {
+        let folder = tempfile::tempdir().unwrap();
+        let built = folder.path().join("built");
+        let out = folder.path().join("dist");
+        std::fs::write(&built, "new binary").unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("kneedeep"), "old binary").unwrap();
+
+        assert!(install(&folder.path().join("missing"), &out).is_err());
+        assert_eq!(
+            std::fs::read_to_string(out.join("kneedeep")).unwrap(),
+            "old binary"
+        );
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            1,
+            "no temporary file is left"
+        );
+
+        install(&built, &out).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("kneedeep")).unwrap(),
+            "new binary"
+        );
+    }
+}

@@ -136,6 +136,31 @@ fn build(project: &Path, target_dir: &Path) -> String {
     stderr
 }
 
+/// Drops `crate_root` packed as `archive` into the plugins folder, runs a build that
+/// must fail, takes the archive out again, and returns the build's stderr.
+fn failed_build(project: &Path, crate_root: &Path, archive: &str) -> String {
+    let dropped = project.join("plugins").join(archive);
+    run(Command::new("tar")
+        .current_dir(crate_root.parent().unwrap())
+        .arg("czf")
+        .arg(&dropped)
+        .arg(crate_root.file_name().unwrap()));
+    let output = Command::new(XTASK)
+        .current_dir(project)
+        .args(["build-with-plugins", "--work-dir"])
+        .arg(project.join("work"))
+        .arg("--target-dir")
+        .arg(nested_target_dir())
+        .output()
+        .expect("run xtask");
+    std::fs::remove_file(&dropped).unwrap();
+    assert!(
+        !output.status.success(),
+        "the build of {archive} should fail"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// The nested builds' own target folder, kept between runs (they cannot share the
 /// outer one, whose lock `cargo test` holds).
 fn nested_target_dir() -> PathBuf {
@@ -459,6 +484,54 @@ fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary_that_s
         None,
     );
     assert_eq!((status, body.as_str()), (200, "rolled 3"));
+
+    drop(server);
+
+    // A changed archive is a changed plugin: rebuilt, whatever its files' mtimes say.
+    plugin_crate(
+        &crates,
+        "dice",
+        "format!(\"rolled again {}\", text.len())",
+        "",
+    );
+    run(Command::new("tar")
+        .current_dir(&crates)
+        .arg("czf")
+        .arg(project.join("plugins/dice.tar.gz"))
+        .arg("dice"));
+    build(project, &nested_target_dir());
+    let server = start(project);
+    let (status, body) = http(
+        "GET",
+        &format!("{}/plugins/dice/api/dice?text=ab", server.base),
+        None,
+    );
+    assert_eq!((status, body.as_str()), (200, "rolled again 2"));
+    drop(server);
+
+    // A failing build names the source and the reason, and leaves dist/kneedeep alone.
+    let binary = std::fs::read(project.join("dist/kneedeep")).unwrap();
+    let escaping = plugin_crate(
+        &crates,
+        "escape",
+        "text",
+        "local = { path = \"../local\" }\n",
+    );
+    let message = failed_build(project, &escaping, "escape.tar.gz");
+    assert!(
+        message.contains("escape.tar.gz") && message.contains("is a path dependency"),
+        "{message}"
+    );
+    let broken = plugin_crate(&crates, "broken", "not_a_function(text)", "");
+    let message = failed_build(project, &broken, "broken.tar.gz");
+    assert!(
+        message.contains("cargo build of the generated crate failed"),
+        "{message}"
+    );
+    assert!(
+        std::fs::read(project.join("dist/kneedeep")).unwrap() == binary,
+        "dist/kneedeep is unchanged"
+    );
 
     let git_status_after = run(Command::new("git")
         .arg("-C")
