@@ -136,15 +136,21 @@ fn build(project: &Path, target_dir: &Path) -> String {
     stderr
 }
 
+/// Packs the folder `name` of `parent` with `tar czf` into `archive`.
+fn tar_czf(parent: &Path, name: &str, archive: &Path) {
+    run(Command::new("tar")
+        .current_dir(parent)
+        .arg("czf")
+        .arg(archive)
+        .arg(name));
+}
+
 /// Drops `crate_root` packed as `archive` into the plugins folder, runs a build that
 /// must fail, takes the archive out again, and returns the build's stderr.
 fn failed_build(project: &Path, crate_root: &Path, archive: &str) -> String {
     let dropped = project.join("plugins").join(archive);
-    run(Command::new("tar")
-        .current_dir(crate_root.parent().unwrap())
-        .arg("czf")
-        .arg(&dropped)
-        .arg(crate_root.file_name().unwrap()));
+    let name = crate_root.file_name().unwrap().to_str().unwrap();
+    tar_czf(crate_root.parent().unwrap(), name, &dropped);
     let output = Command::new(XTASK)
         .current_dir(project)
         .args(["build-with-plugins", "--work-dir"])
@@ -326,11 +332,7 @@ fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary_that_s
         "format!(\"rolled {}\", text.len() % 6 + 1)",
         "",
     );
-    run(Command::new("tar")
-        .current_dir(&crates)
-        .arg("czf")
-        .arg(project.join("plugins/dice.tar.gz"))
-        .arg("dice"));
+    tar_czf(&crates, "dice", &project.join("plugins/dice.tar.gz"));
 
     let base = serve_files(served.clone());
     let config = format!(
@@ -494,11 +496,7 @@ fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary_that_s
         "format!(\"rolled again {}\", text.len())",
         "",
     );
-    run(Command::new("tar")
-        .current_dir(&crates)
-        .arg("czf")
-        .arg(project.join("plugins/dice.tar.gz"))
-        .arg("dice"));
+    tar_czf(&crates, "dice", &project.join("plugins/dice.tar.gz"));
     build(project, &nested_target_dir());
     let server = start(project);
     let (status, body) = http(
