@@ -422,10 +422,10 @@ fn plugins_from_the_config_the_datastore_and_the_folder_become_one_binary_that_s
         (200, r#"{"message":"hello, ada"}"#)
     );
 
-    let (status, build) = http("GET", &format!("{}/manage/build", server.base), None);
+    let (status, manifest) = http("GET", &format!("{}/manage/build", server.base), None);
     assert_eq!(status, 200);
-    let build: serde_json::Value = serde_json::from_str(&build).unwrap();
-    let sources: Vec<(String, String, bool)> = build["plugins"]
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let sources: Vec<(String, String, bool)> = manifest["plugins"]
         .as_array()
         .unwrap()
         .iter()
