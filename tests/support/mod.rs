@@ -169,6 +169,10 @@ pub(crate) fn run_command(dir: &Path, args: &[&str]) -> (i32, String, String) {
 
 /// An HTTP client that follows no redirects, so tests see them.
 pub(crate) fn client() -> reqwest::Client {
+    // `cargo test --workspace` unifies reqwest's features with the build tool's, whose
+    // TLS needs a crypto provider installed before any client is built, even one that
+    // only speaks plain HTTP to loopback.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
