@@ -55,31 +55,7 @@ pub fn router(
     manifest: BuildManifest,
     token: &str,
 ) -> BoxEndpoint<'static> {
-    let manage = poem_openapi::OpenApiService::new(
-        ManageApi {
-            manager: manager.clone(),
-            manifest: Arc::new(manifest),
-        },
-        "kneedeep management",
-        crate::VERSION,
-    )
-    .description("Load and unload plugins, keep plugin sources, read the build manifest.")
-    .server("/manage");
-    let manage_document = manage.spec();
-    let manage_value: serde_json::Value =
-        serde_json::from_str(&manage_document).unwrap_or_else(|_| json!({}));
-    let manage_spec = NamespacedSpec::new("manage", "The management API", &manage_value);
-    let manage = WithAllow {
-        inner: poem::IntoEndpoint::into_endpoint(manage).catch_error(
-            |error: poem_openapi::error::ParseRequestPayloadError| async move {
-                error_response(
-                    StatusCode::BAD_REQUEST,
-                    crate::manager::api::explain(&error),
-                )
-            },
-        ),
-        allowed: Arc::new(AllowedMethods::from_document(&manage_value)),
-    };
+    let (manage_routes, manage_spec) = manage_routes(manager.clone(), manifest);
 
     let specs = manager
         .plugins()
@@ -97,15 +73,6 @@ pub fn router(
         manage_spec,
         datastore,
     });
-    let manage_routes = Route::new()
-        .at("/openapi.json", get(json_document(manage_document)))
-        .at(
-            "/docs",
-            get(poem::endpoint::make_sync(|_| {
-                docs_page("kneedeep management", "/manage/openapi.json")
-            })),
-        )
-        .nest("/", manage);
 
     let mut route = Route::new()
         .at("/", get(shell).data(site.clone()))
@@ -136,6 +103,49 @@ pub fn router(
             error_response(error.status(), &error)
         })
         .boxed()
+}
+
+/// The management API behind `/manage`: its service (with `Allow` on 405 and its own
+/// words for a refused body), its document and its docs page; and its document
+/// namespaced for the merged one.
+fn manage_routes(manager: Arc<Manager>, manifest: BuildManifest) -> (Route, NamespacedSpec) {
+    let manage = poem_openapi::OpenApiService::new(
+        ManageApi {
+            manager,
+            manifest: Arc::new(manifest),
+        },
+        "kneedeep management",
+        crate::VERSION,
+    )
+    .description("Load and unload plugins, keep plugin sources, read the build manifest.")
+    .server("/manage");
+    let manage_document = manage.spec();
+    let manage_value: serde_json::Value =
+        serde_json::from_str(&manage_document).unwrap_or_else(|_| json!({}));
+    let manage_spec = NamespacedSpec::new("manage", "The management API", &manage_value);
+    let manage = WithAllow {
+        inner: poem::IntoEndpoint::into_endpoint(manage).catch_error(
+            |error: poem_openapi::error::ParseRequestPayloadError| async move {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    crate::manager::api::explain(&error),
+                )
+            },
+        ),
+        allowed: Arc::new(AllowedMethods::from_document(&manage_value)),
+    };
+
+    let routes = Route::new()
+        .at("/openapi.json", get(json_document(manage_document)))
+        .at(
+            "/docs",
+            get(poem::endpoint::make_sync(|_| {
+                docs_page("kneedeep management", "/manage/openapi.json")
+            })),
+        )
+        .nest("/", manage);
+
+    (routes, manage_spec)
 }
 
 /// A plugin's routes behind its gate: API, document, docs page and UI.
