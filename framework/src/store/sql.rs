@@ -1,8 +1,9 @@
 //! The two datastore backends, SQLite and PostgreSQL, behind one set of statements.
 //!
 //! Both dialects accept the same `$N` placeholders and `ON CONFLICT` upserts, so each
-//! operation is written once and expanded for each pool by `on_pool!`. Only opening,
-//! migrations and the read snapshot differ.
+//! operation is written once and expanded for each pool by `on_pool!`. Opening,
+//! migrations and the read snapshot differ, and on SQLite large values live in files
+//! (`files.rs`), so writing and deleting rows there also frees files after commit.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Row, SqlStr, SqlitePool};
 
+use super::files::BlobFolder;
 use super::{Condition, ObjectMeta, StoreError};
 
 /// Runs `$body` with `$pool` bound to the backend's pool for reads or for writes.
@@ -37,10 +39,12 @@ macro_rules! on_pool {
 #[derive(Clone, Debug)]
 pub(crate) enum Backend {
     /// All writes go through one connection, so writers queue in the pool instead of
-    /// failing with "database is locked"; reads use their own connections (WAL).
+    /// failing with "database is locked"; reads use their own connections (WAL). Large
+    /// values are files in `blobs`.
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
+        blobs: BlobFolder,
     },
     Postgres(PgPool),
 }
@@ -79,11 +83,18 @@ impl Backend {
     async fn migrate(&self) -> Result<(), StoreError> {
         let (scripts, pool_kind): (&[(i64, &'static str, &'static str)], _) = match self {
             Backend::Sqlite { .. } => (
-                &[(
-                    1,
-                    "objects",
-                    include_str!("migrations/sqlite/0001_objects.sql"),
-                )],
+                &[
+                    (
+                        1,
+                        "objects",
+                        include_str!("migrations/sqlite/0001_objects.sql"),
+                    ),
+                    (
+                        2,
+                        "value_files",
+                        include_str!("migrations/sqlite/0002_value_files.sql"),
+                    ),
+                ],
                 "sqlite",
             ),
             Backend::Postgres(_) => (
@@ -122,6 +133,14 @@ impl Backend {
             backend: pool_kind,
             source,
         })
+    }
+
+    /// The folder of value files, on SQLite.
+    pub(crate) fn blobs(&self) -> Option<&BlobFolder> {
+        match self {
+            Backend::Sqlite { blobs, .. } => Some(blobs),
+            Backend::Postgres(_) => None,
+        }
     }
 
     /// Whether the backend answers a trivial query.
@@ -171,76 +190,11 @@ impl Backend {
         Ok(row)
     }
 
-    /// Streams a chunked object from one read snapshot, so that a concurrent overwrite
-    /// never mixes old and new chunks. Returns `None` when the object changed into an
-    /// inline one or disappeared since `get_small` looked.
-    pub(crate) async fn open_chunked(
-        &self,
-        namespace: &str,
-        key: &str,
-        chunk_size: usize,
-    ) -> Result<Option<(ObjectMeta, BoxStream<'static, Result<Bytes, StoreError>>)>, StoreError>
-    {
-        const META: &str = "SELECT size, content_type, etag, updated_ms, inline_data, upload_id \
-                            FROM kd_objects WHERE namespace = $1 AND key = $2";
-        const CHUNK: &str = "SELECT data FROM kd_chunks WHERE upload_id = $1 AND seq = $2";
-
-        macro_rules! stream_from {
-            ($transaction:expr) => {{
-                let mut transaction = $transaction;
-                let row = sqlx::query(META)
-                    .bind(namespace)
-                    .bind(key.as_bytes())
-                    .fetch_optional(&mut *transaction)
-                    .await?;
-                let Some(stored) = row.map(|row| stored_from_row(key, &row)).transpose()? else {
-                    return Ok(None);
-                };
-                let Some(upload_id) = stored.upload_id else {
-                    return Ok(None);
-                };
-
-                let chunks = stored.meta.size.div_ceil(chunk_size as u64) as i32;
-                let key = key.to_owned();
-                let body =
-                    stream::try_unfold((transaction, 0_i32), move |(mut transaction, seq)| {
-                        let key = key.clone();
-                        async move {
-                            if seq >= chunks {
-                                transaction.commit().await?;
-                                return Ok(None);
-                            }
-                            let row = sqlx::query(CHUNK)
-                                .bind(upload_id)
-                                .bind(seq)
-                                .fetch_optional(&mut *transaction)
-                                .await?;
-                            let Some(row) = row else {
-                                return Err(StoreError::Corrupt {
-                                    key,
-                                    reason: format!("chunk {seq} is missing"),
-                                });
-                            };
-                            let data: Vec<u8> = row.try_get(0)?;
-                            Ok(Some((Bytes::from(data), (transaction, seq + 1))))
-                        }
-                    });
-                Ok(Some((stored.meta, body.boxed())))
-            }};
-        }
-
-        match self {
-            Backend::Sqlite { read, .. } => stream_from!(read.begin().await?),
-            Backend::Postgres(pool) => {
-                stream_from!(
-                    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                        .await?
-                )
-            }
-        }
-    }
-
     /// Writes the object row in one statement. Returns whether the condition held.
+    ///
+    /// A large value's row is written in one transaction with a touch of its upload, which
+    /// finds nothing if garbage collection deleted the upload first ([`StoreError::Collected`]),
+    /// and otherwise keeps collection from deleting it until the row points at it.
     pub(crate) async fn upsert(
         &self,
         namespace: &str,
@@ -262,42 +216,137 @@ impl Backend {
         const IF_MATCH: &str = "UPDATE kd_objects SET size = $3, content_type = $4, etag = $5, \
             updated_ms = $6, inline_data = $7, upload_id = $8 \
             WHERE namespace = $1 AND key = $2 AND etag = $9";
+        // SQLite's statements also return the upload the row pointed at before, whose
+        // file the process removes once the statement committed.
+        const SQLITE_ANY: &str = "INSERT INTO kd_objects \
+            (namespace, key, size, content_type, etag, updated_ms, inline_data, upload_id) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            ON CONFLICT (namespace, key) DO UPDATE SET size = excluded.size, \
+            content_type = excluded.content_type, etag = excluded.etag, \
+            updated_ms = excluded.updated_ms, inline_data = excluded.inline_data, \
+            replaced_upload_id = kd_objects.upload_id, upload_id = excluded.upload_id \
+            RETURNING replaced_upload_id";
+        const SQLITE_IF_ABSENT: &str = "INSERT INTO kd_objects \
+            (namespace, key, size, content_type, etag, updated_ms, inline_data, upload_id) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (namespace, key) DO NOTHING \
+            RETURNING replaced_upload_id";
+        const SQLITE_IF_MATCH: &str = "UPDATE kd_objects SET size = $3, content_type = $4, \
+            etag = $5, updated_ms = $6, inline_data = $7, replaced_upload_id = upload_id, \
+            upload_id = $8 WHERE namespace = $1 AND key = $2 AND etag = $9 \
+            RETURNING replaced_upload_id";
+        const TOUCH: &str = "UPDATE kd_uploads SET touched_ms = $2 WHERE id = $1";
 
-        let (sql, expected) = match condition {
-            Condition::None => (ANY, None),
-            Condition::IfAbsent => (IF_ABSENT, None),
-            Condition::IfMatch(etag) => (IF_MATCH, Some(etag.as_str())),
+        let (sql, sqlite_sql, expected) = match condition {
+            Condition::None => (ANY, SQLITE_ANY, None),
+            Condition::IfAbsent => (IF_ABSENT, SQLITE_IF_ABSENT, None),
+            Condition::IfMatch(etag) => (IF_MATCH, SQLITE_IF_MATCH, Some(etag.as_str())),
         };
         let size = i64::try_from(meta.size).unwrap_or(i64::MAX);
         let updated = super::unix_ms(meta.updated);
+        let collected = || StoreError::Collected {
+            key: meta.key.clone(),
+        };
 
-        let affected = on_pool!(self, write, |pool| {
-            let mut query = sqlx::query(sql)
-                .bind(namespace)
-                .bind(meta.key.as_bytes())
-                .bind(size)
-                .bind(meta.content_type.as_str())
-                .bind(meta.etag.as_str())
-                .bind(updated)
-                .bind(inline)
-                .bind(upload_id);
-            if let Some(expected) = expected {
-                query = query.bind(expected);
+        macro_rules! bound {
+            ($sql:expr) => {{
+                let mut query = sqlx::query($sql)
+                    .bind(namespace)
+                    .bind(meta.key.as_bytes())
+                    .bind(size)
+                    .bind(meta.content_type.as_str())
+                    .bind(meta.etag.as_str())
+                    .bind(updated)
+                    .bind(inline)
+                    .bind(upload_id);
+                if let Some(expected) = expected {
+                    query = query.bind(expected);
+                }
+                query
+            }};
+        }
+
+        match self {
+            Backend::Sqlite { write, blobs, .. } => {
+                // All rows, so that the statement has run to its end (and committed)
+                // before an old file is removed.
+                let rows = match upload_id {
+                    None => bound!(sqlite_sql).fetch_all(write).await?,
+                    Some(upload_id) => {
+                        let mut transaction = write.begin().await?;
+                        let touched = sqlx::query(TOUCH)
+                            .bind(upload_id)
+                            .bind(updated)
+                            .execute(&mut *transaction)
+                            .await?;
+                        if touched.rows_affected() == 0 {
+                            return Err(collected());
+                        }
+                        let rows = bound!(sqlite_sql).fetch_all(&mut *transaction).await?;
+                        transaction.commit().await?;
+                        rows
+                    }
+                };
+
+                let Some(row) = rows.first() else {
+                    return Ok(false);
+                };
+                let replaced: Option<i64> = row.try_get(0)?;
+                if let Some(replaced) = replaced.filter(|&replaced| Some(replaced) != upload_id) {
+                    free_file(blobs, replaced).await;
+                }
+                Ok(true)
             }
-            query.execute(pool).await?.rows_affected()
-        });
-        Ok(affected == 1)
+            Backend::Postgres(pool) => {
+                let Some(upload_id) = upload_id else {
+                    let affected = bound!(sql).execute(pool).await?.rows_affected();
+                    return Ok(affected == 1);
+                };
+                let mut transaction = pool.begin().await?;
+                let touched = sqlx::query(TOUCH)
+                    .bind(upload_id)
+                    .bind(updated)
+                    .execute(&mut *transaction)
+                    .await?;
+                if touched.rows_affected() == 0 {
+                    return Err(collected());
+                }
+                let affected = bound!(sql)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+                transaction.commit().await?;
+                Ok(affected == 1)
+            }
+        }
     }
 
     pub(crate) async fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         const SQL: &str = "DELETE FROM kd_objects WHERE namespace = $1 AND key = $2";
-        let affected = on_pool!(self, write, |pool| sqlx::query(SQL)
+        const SQLITE: &str =
+            "DELETE FROM kd_objects WHERE namespace = $1 AND key = $2 RETURNING upload_id";
+        let Backend::Sqlite { write, blobs, .. } = self else {
+            let affected = on_pool!(self, write, |pool| sqlx::query(SQL)
+                .bind(namespace)
+                .bind(key.as_bytes())
+                .execute(pool)
+                .await?
+                .rows_affected());
+            return Ok(affected > 0);
+        };
+
+        // All rows, so that the statement has committed before the file goes.
+        let rows = sqlx::query(SQLITE)
             .bind(namespace)
             .bind(key.as_bytes())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(affected > 0)
+            .fetch_all(write)
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(false);
+        };
+        if let Some(upload_id) = row.try_get::<Option<i64>, _>(0)? {
+            free_file(blobs, upload_id).await;
+        }
+        Ok(true)
     }
 
     /// Objects whose key starts with `prefix` and sorts after `after`, by key bytes.
@@ -354,7 +403,8 @@ impl Backend {
         Ok(id)
     }
 
-    /// Stores one chunk of an upload and marks the upload as alive.
+    /// Stores one chunk of an upload and marks the upload as alive (PostgreSQL: on SQLite
+    /// a large value goes to its file instead).
     pub(crate) async fn write_chunk(
         &self,
         upload_id: i64,
@@ -383,43 +433,191 @@ impl Backend {
         Ok(())
     }
 
-    /// Deletes an upload that will never be committed, and its chunks.
+    /// Deletes an upload that will never be committed, and its chunks or file.
     pub(crate) async fn discard_upload(&self, upload_id: i64) -> Result<(), StoreError> {
         const CHUNKS: &str = "DELETE FROM kd_chunks WHERE upload_id = $1";
         const UPLOAD: &str = "DELETE FROM kd_uploads WHERE id = $1";
         on_pool!(self, write, |pool| {
-            sqlx::query(CHUNKS).bind(upload_id).execute(pool).await?;
-            sqlx::query(UPLOAD).bind(upload_id).execute(pool).await?;
+            let mut transaction = pool.begin().await?;
+            sqlx::query(CHUNKS)
+                .bind(upload_id)
+                .execute(&mut *transaction)
+                .await?;
+            sqlx::query(UPLOAD)
+                .bind(upload_id)
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
         });
+        if let Some(blobs) = self.blobs() {
+            blobs.remove(upload_id).await?;
+        }
         Ok(())
     }
 
     /// Deletes uploads that no object points at and that nobody touched since
-    /// `cutoff_ms`: what a crash in the middle of a put leaves. Returns how many.
+    /// `cutoff_ms`: what a crash in the middle of a put leaves. On SQLite, an upload's
+    /// file must be that old too, and files whose upload is gone (a crash between a
+    /// row's change and the removal of its old file) are removed. Returns how many
+    /// uploads.
     pub(crate) async fn collect_garbage(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         const STALE: &str = "SELECT id FROM kd_uploads u WHERE touched_ms < $1 \
             AND NOT EXISTS (SELECT 1 FROM kd_objects o WHERE o.upload_id = u.id)";
+        let cutoff = super::from_unix_ms(cutoff_ms);
         let ids: Vec<i64> = on_pool!(self, read, |pool| {
             let rows = sqlx::query(STALE).bind(cutoff_ms).fetch_all(pool).await?;
             rows.iter()
                 .map(|row| row.try_get::<i64, _>(0))
                 .collect::<Result<_, _>>()?
         });
-        for id in &ids {
-            self.discard_upload(*id).await?;
+        let files = match self.blobs() {
+            Some(blobs) => blobs.uploads().await?,
+            None => Default::default(),
+        };
+
+        let mut removed = 0;
+        for &id in &ids {
+            // A put writing its file does not touch its row until it stores the value.
+            if files.get(&id).is_some_and(|&modified| modified >= cutoff) {
+                continue;
+            }
+            if self.delete_idle_upload(id, cutoff_ms).await? {
+                removed += 1;
+            }
         }
-        Ok(ids.len() as u64)
+
+        for (id, modified) in files {
+            if ids.contains(&id) || modified >= cutoff || self.upload_exists(id).await? {
+                continue;
+            }
+            if let Some(blobs) = self.blobs() {
+                blobs.remove(id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
-    /// Counts every stored chunk; for tests and diagnostics.
+    /// Deletes one upload with its chunks (or file), but only if it is still idle since
+    /// `cutoff_ms` and no object points at it: a put that touched it to store its value
+    /// meanwhile keeps it. Returns whether it was deleted.
+    async fn delete_idle_upload(&self, upload_id: i64, cutoff_ms: i64) -> Result<bool, StoreError> {
+        const UPLOAD: &str = "DELETE FROM kd_uploads WHERE id = $1 AND touched_ms < $2 \
+            AND NOT EXISTS (SELECT 1 FROM kd_objects o WHERE o.upload_id = $1)";
+        const CHUNKS: &str = "DELETE FROM kd_chunks WHERE upload_id = $1";
+        let deleted = on_pool!(self, write, |pool| {
+            let mut transaction = pool.begin().await?;
+            let deleted = sqlx::query(UPLOAD)
+                .bind(upload_id)
+                .bind(cutoff_ms)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected()
+                > 0;
+            if deleted {
+                sqlx::query(CHUNKS)
+                    .bind(upload_id)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            transaction.commit().await?;
+            deleted
+        });
+
+        if let (true, Some(blobs)) = (deleted, self.blobs()) {
+            blobs.remove(upload_id).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Whether the upload is registered: a put is writing it, or an object points at it.
+    async fn upload_exists(&self, upload_id: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT 1 FROM kd_uploads WHERE id = $1";
+        let found = on_pool!(self, read, |pool| sqlx::query(SQL)
+            .bind(upload_id)
+            .fetch_optional(pool)
+            .await?
+            .is_some());
+        Ok(found)
+    }
+
+    /// Counts every stored chunk, each value file counted as the chunks its length
+    /// fills; for tests and diagnostics.
     pub(crate) async fn chunk_count(&self) -> Result<i64, StoreError> {
-        let count = on_pool!(self, read, |pool| sqlx::query(
+        let rows = on_pool!(self, read, |pool| sqlx::query(
             "SELECT COUNT(*) FROM kd_chunks"
         )
         .fetch_one(pool)
         .await?
         .try_get::<i64, _>(0)?);
-        Ok(count)
+        let files = match self.blobs() {
+            Some(blobs) => blobs.chunk_count().await?,
+            None => 0,
+        };
+        Ok(rows + files)
+    }
+}
+
+/// Streams a chunked object on PostgreSQL from one read snapshot, so that a concurrent
+/// overwrite never mixes old and new chunks. Returns `None` when the object changed into
+/// an inline one or disappeared since `get_small` looked.
+pub(crate) async fn open_chunked(
+    pool: &PgPool,
+    namespace: &str,
+    key: &str,
+    chunk_size: usize,
+) -> Result<Option<(ObjectMeta, BoxStream<'static, Result<Bytes, StoreError>>)>, StoreError> {
+    const META: &str = "SELECT size, content_type, etag, updated_ms, inline_data, upload_id \
+                        FROM kd_objects WHERE namespace = $1 AND key = $2";
+    const CHUNK: &str = "SELECT data FROM kd_chunks WHERE upload_id = $1 AND seq = $2";
+
+    let mut transaction = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let row = sqlx::query(META)
+        .bind(namespace)
+        .bind(key.as_bytes())
+        .fetch_optional(&mut *transaction)
+        .await?;
+    let Some(stored) = row.map(|row| stored_from_row(key, &row)).transpose()? else {
+        return Ok(None);
+    };
+    let Some(upload_id) = stored.upload_id else {
+        return Ok(None);
+    };
+
+    let chunks = stored.meta.size.div_ceil(chunk_size as u64) as i32;
+    let key = key.to_owned();
+    let body = stream::try_unfold((transaction, 0_i32), move |(mut transaction, seq)| {
+        let key = key.clone();
+        async move {
+            if seq >= chunks {
+                transaction.commit().await?;
+                return Ok(None);
+            }
+            let row = sqlx::query(CHUNK)
+                .bind(upload_id)
+                .bind(seq)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::Corrupt {
+                    key,
+                    reason: format!("chunk {seq} is missing"),
+                });
+            };
+            let data: Vec<u8> = row.try_get(0)?;
+            Ok(Some((Bytes::from(data), (transaction, seq + 1))))
+        }
+    });
+    Ok(Some((stored.meta, body.boxed())))
+}
+
+/// Removes the file of an upload whose object row no longer points at it. The row's
+/// change has committed, so a failure only leaves an orphan for garbage collection.
+async fn free_file(blobs: &BlobFolder, upload_id: i64) {
+    if let Err(error) = blobs.remove(upload_id).await {
+        tracing::warn!(%error, upload_id, "a replaced value's file stays until garbage collection");
     }
 }
 
@@ -497,6 +695,8 @@ async fn open_sqlite(url: &str) -> Result<Backend, StoreError> {
             source,
         })?;
     }
+    let blobs = BlobFolder::beside(&file);
+    blobs.create()?;
 
     let connect = |max: u32| {
         SqlitePoolOptions::new()
@@ -511,7 +711,7 @@ async fn open_sqlite(url: &str) -> Result<Backend, StoreError> {
         url: url.to_owned(),
         source,
     })?;
-    Ok(Backend::Sqlite { write, read })
+    Ok(Backend::Sqlite { write, read, blobs })
 }
 
 /// The URL without its password, for messages.

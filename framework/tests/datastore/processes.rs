@@ -309,16 +309,11 @@ const CHUNKED_OBJECTS: &str = "SELECT o.size, \
         WHERE c.upload_id = o.upload_id) \
     FROM kd_objects o WHERE o.upload_id IS NOT NULL";
 
-/// Checks in the tables that every object stored in chunks has all of them.
+/// Checks that every large object has all of its value: on PostgreSQL every chunk in the
+/// tables, on SQLite its file beside the database, whole.
 async fn assert_chunks_complete(backend: &Backend) -> anyhow::Result<()> {
     let rows: Vec<[i64; 5]> = match backend.kind {
-        Kind::Sqlite => {
-            let mut connection = sqlx::SqliteConnection::connect(&backend.url).await?;
-            let rows = sqlx::query(CHUNKED_OBJECTS)
-                .fetch_all(&mut connection)
-                .await?;
-            rows.iter().map(integer_columns).collect::<Result<_, _>>()?
-        }
+        Kind::Sqlite => return assert_files_complete(backend).await,
         Kind::Postgres => {
             let mut connection = sqlx::PgConnection::connect(&backend.url).await?;
             let rows = sqlx::query(CHUNKED_OBJECTS)
@@ -336,6 +331,36 @@ async fn assert_chunks_complete(backend: &Backend) -> anyhow::Result<()> {
             (chunks, length, first, last),
             (expected, size, 0, expected - 1),
             "an object of {size} bytes has {chunks} chunks ({length} bytes, {first}..={last})"
+        );
+    }
+    Ok(())
+}
+
+/// Checks that every object whose row points at an upload has that upload's file, of
+/// exactly its size, and that no staged file became a value.
+async fn assert_files_complete(backend: &Backend) -> anyhow::Result<()> {
+    let database = backend
+        .url
+        .strip_prefix("sqlite://")
+        .context("a sqlite:// URL")?;
+    let mut connection = sqlx::SqliteConnection::connect(&backend.url).await?;
+    let rows = sqlx::query("SELECT size, upload_id FROM kd_objects WHERE upload_id IS NOT NULL")
+        .fetch_all(&mut connection)
+        .await?;
+    connection.close().await?;
+
+    assert!(!rows.is_empty(), "no object is stored in a file");
+    for row in &rows {
+        let size: i64 = row.try_get(0)?;
+        let upload_id: i64 = row.try_get(1)?;
+        let file = format!("{database}.blobs/{upload_id}");
+        let length = std::fs::metadata(&file)
+            .with_context(|| format!("the file of an object of {size} bytes"))?
+            .len();
+        assert_eq!(
+            length,
+            u64::try_from(size)?,
+            "an object of {size} bytes has a file of {length}"
         );
     }
     Ok(())

@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::stream::{self, StreamExt};
 use kneedeep::store::{CHUNK_SIZE, DEFAULT_CONTENT_TYPE, MAX_KEY_BYTES};
 use kneedeep::{ObjectMeta, PluginStore, PutOptions, StoreError};
 use tokio::task::JoinSet;
 
-use crate::Backend;
 use crate::values::{
     BODY_PIECE, Generated, MIB, assert_invalid_key, assert_precondition_failed, list_keys,
     probed_body, read_whole, sha256_hex, sliced,
 };
+use crate::{Backend, Kind};
 
 pub(crate) async fn put_get_head_delete_list_keep_values_and_metadata(
     backend: Backend,
@@ -366,6 +366,94 @@ pub(crate) async fn failing_body_keeps_old_value_and_leaves_no_chunks(
         other => bail!("a put whose body failed gave {other:?}"),
     }
     assert_eq!(store.head("new").await?, None);
+    Ok(())
+}
+
+/// How long a scenario waits so that what it just wrote is idle for a collection with no
+/// idle limit: both the datastore's and the file system's times are coarser than a put.
+const IDLE_PAUSE: Duration = Duration::from_millis(20);
+
+pub(crate) async fn collected_upload_fails_its_put_and_keeps_old_value(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let datastore = backend.open().await?;
+    let store = datastore.namespace("collected");
+
+    let old = Generated {
+        seed: 10,
+        len: 2 * MIB + 7,
+    }
+    .bytes();
+    let old_meta = store.put("k", old.clone(), PutOptions::new()).await?;
+    let chunks_before = datastore.chunk_count().await?;
+
+    // Just before its last piece, the body lets garbage collection run with no idle
+    // limit: the put's staged upload is idle and unreferenced then, so it goes, and the
+    // put must not point the object at what is gone.
+    let new = Generated {
+        seed: 11,
+        len: 3 * MIB,
+    }
+    .bytes();
+    let pieces: Vec<Bytes> = sliced(new, BODY_PIECE).collect();
+    let last = pieces.len() - 1;
+    let collected = Arc::new(AtomicU64::new(0));
+    let body = stream::iter(pieces.into_iter().enumerate()).then(|(index, piece)| {
+        let datastore = datastore.clone();
+        let collected = collected.clone();
+        async move {
+            if index == last {
+                tokio::time::sleep(IDLE_PAUSE).await;
+                let count = datastore
+                    .collect_garbage(Duration::ZERO)
+                    .await
+                    .map_err(io::Error::other)?;
+                collected.store(count, Ordering::SeqCst);
+            }
+            Ok::<_, io::Error>(piece)
+        }
+    });
+    match store.put_stream("k", body, PutOptions::new()).await {
+        Err(StoreError::Collected { key }) => assert_eq!(key, "k"),
+        other => bail!("a put whose upload was collected gave {other:?}"),
+    }
+    assert_eq!(collected.load(Ordering::SeqCst), 1);
+    assert_eq!(datastore.chunk_count().await?, chunks_before);
+    let (meta, read) = read_whole(&store, "k").await?;
+    assert_eq!(meta, old_meta);
+    assert!(read == old, "the old value changed");
+
+    // A value that is stored keeps its upload however idle it is.
+    tokio::time::sleep(IDLE_PAUSE).await;
+    assert_eq!(datastore.collect_garbage(Duration::ZERO).await?, 0);
+    assert!(
+        read_whole(&store, "k").await?.1 == old,
+        "collection took a live value"
+    );
+    if backend.kind != Kind::Sqlite {
+        return Ok(());
+    }
+
+    // On SQLite, a file whose upload is gone (a crash after a replace committed, before
+    // its old file was removed) is collected too.
+    let database = backend
+        .url
+        .strip_prefix("sqlite://")
+        .context("a sqlite:// URL")?;
+    let orphan = format!("{database}.blobs/{}", i64::MAX);
+    std::fs::write(&orphan, vec![0_u8; CHUNK_SIZE + 1])?;
+    assert_eq!(datastore.chunk_count().await?, chunks_before + 2);
+    tokio::time::sleep(IDLE_PAUSE).await;
+    assert_eq!(datastore.collect_garbage(Duration::ZERO).await?, 1);
+    assert!(
+        !std::path::Path::new(&orphan).exists(),
+        "the orphaned file is still there"
+    );
+    assert_eq!(datastore.chunk_count().await?, chunks_before);
+    assert!(
+        read_whole(&store, "k").await?.1 == old,
+        "collection took a live value"
+    );
     Ok(())
 }
 
