@@ -191,6 +191,9 @@ fn refuse_unlocked_urls(sources: &[Source], lock: &Lock) -> anyhow::Result<()> {
     )
 }
 
+// FIXME(the folders of archives no longer used stay in `<work>/src` forever; a build
+// could remove those that no source of it names, once it has succeeded).
+
 /// The crate root of an archive, unpacked once per content into `<work>/src/<sha256>`.
 /// Reusing the folder keeps its files' mtimes, so cargo does not rebuild an unchanged
 /// plugin; a changed archive has another sha256, hence another folder.
