@@ -118,6 +118,22 @@ async fn every_management_route_needs_the_bearer_token_from_every_address() {
         }
     }
 
+    // The scheme's case does not matter (RFC 9110), the token's does.
+    let lowercase = http
+        .get(server.url("/manage/plugins"))
+        .header("Authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lowercase.status(), StatusCode::OK);
+    let wrong_case = http
+        .get(server.url("/manage/plugins"))
+        .header("Authorization", format!("Bearer {}", TOKEN.to_uppercase()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_case.status(), StatusCode::UNAUTHORIZED);
+
     // Nothing those requests tried happened.
     assert_eq!(plugin_state(&server, "notes").await, "loaded");
     let (_, sources) = manage(&server, Method::GET, "/manage/sources", None).await;
@@ -343,6 +359,10 @@ async fn sources_are_checked_kept_and_forgotten() {
         (
             json!({ "url": "https:///a.tar" }),
             "url must be an https or http URL",
+        ),
+        (
+            json!({ "url": "https://user:secret@example.org/a.tar" }),
+            "without credentials",
         ),
         (
             json!({ "url": "https://example.org/b.tgz", "sha256": "xyz" }),

@@ -220,7 +220,12 @@ async fn a_level_directive_naming_a_plugin_applies_to_its_requests_only() {
 #[tokio::test]
 async fn an_environment_variable_overrides_the_file_and_reaches_the_plugin() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [("KNEEDEEP_PLUGINS__NOTES__MAX_NOTE_BYTES", "8")];
+    let env = [
+        ("KNEEDEEP_PLUGINS__NOTES__MAX_NOTE_BYTES", "8"),
+        // Not config keys: the tests' own settings must not stop the server.
+        ("KNEEDEEP_TEST_POSTGRES_URL", "postgres://elsewhere/db"),
+        ("KNEEDEEP_UNRELATED", "1"),
+    ];
     let server = Kneedeep::start_with_env(dir, "[plugins.notes]\nmax_note_bytes = 4096\n", &env);
 
     let refused = create_note(&server, "longer than eight bytes").await;
@@ -239,4 +244,56 @@ async fn readiness_reports_the_datastore() {
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, json!({ "status": "ready" }));
+}
+
+#[tokio::test]
+async fn a_json_body_over_the_cap_is_refused_before_it_is_read_whole() {
+    let config = "[server]\nlisten = \"127.0.0.1:0\"\nmax_json_body_bytes = 4096\n\n\
+                  [manage]\ntoken = \"t\"\n";
+    let server = Kneedeep::start(config);
+    let padded = format!(
+        "{{\"title\": \"pad\", \"body\": \"x\"{}}}",
+        " ".repeat(10_000)
+    );
+
+    for (path, token) in [
+        ("/plugins/notes/api/notes", None),
+        ("/manage/sources", Some("t")),
+    ] {
+        let mut request = client()
+            .post(server.url(path))
+            .header("content-type", "application/json")
+            .body(padded.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains("server.max_json_body_bytes"), "{message}");
+    }
+
+    let small = create_note(&server, "fits").await;
+    assert_eq!(small.status(), StatusCode::CREATED);
+}
+
+#[test]
+fn check_config_reports_values_their_types_cannot_catch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[datastore]\nurl = \"mysql://db/x\"\n\n[manage]\ntoken = \" \"\n\n\
+                  [[plugin_sources]]\nurl = \"ftp://example.org/a.tgz\"\nsha256 = \"zz\"\n";
+    std::fs::write(dir.path().join("kneedeep.toml"), config).unwrap();
+
+    let (code, _, stderr) = support::run_command(dir.path(), &["check-config"]);
+    assert_ne!(code, 0);
+    for expected in [
+        "key 'datastore.url'",
+        "key 'manage.token': it is empty",
+        "key 'plugin_sources[0]'",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in:\n{stderr}");
+    }
+    let (code, _, stderr) = support::run_command(dir.path(), &["serve"]);
+    assert_ne!(code, 0, "serve refuses the same config:\n{stderr}");
 }

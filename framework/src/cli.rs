@@ -91,7 +91,8 @@ fn check_config(arg: ConfigArg, descriptors: &[&'static PluginDescriptor]) -> Ex
         Err(error) => return fail("invalid config", [error]),
     };
 
-    let mut errors = manager::check_plugin_config(descriptors, &config);
+    let mut errors = config.check_values();
+    errors.extend(manager::check_plugin_config(descriptors, &config));
     let known: Vec<&str> = descriptors.iter().map(|d| d.name).collect();
     errors.extend(config.unknown_plugin_tables(&known));
     if let Err(error) = crate::logging::check(&config.log, &known) {
@@ -112,6 +113,10 @@ fn serve(
         Ok(config) => config,
         Err(error) => return fail("invalid config", [error]),
     };
+    let mistakes = config.check_values();
+    if !mistakes.is_empty() {
+        return fail("invalid config", mistakes);
+    }
     let names: Vec<&str> = descriptors.iter().map(|d| d.name).collect();
     if let Err(error) = crate::logging::init(&config.log, &names) {
         return fail("invalid config", [error]);
@@ -183,7 +188,13 @@ async fn serve_async(
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
-            crate::server::router(manager, datastore, manifest, &token),
+            crate::server::router(
+                manager,
+                datastore,
+                manifest,
+                &token,
+                config.server.max_json_body_bytes,
+            ),
             shutdown,
             Some(grace),
         )

@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Seconds that in-flight requests get to finish on SIGINT or SIGTERM. Default 10.
     pub shutdown_timeout_secs: u64,
+    /// The largest JSON request body a plugin's API or the management API reads, in
+    /// bytes; past it the answer is 413 before anything is parsed. Default 1 MiB.
+    pub max_json_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("kneedeep-data"),
             shutdown_timeout_secs: 10,
+            max_json_body_bytes: 1 << 20,
         }
     }
 }
@@ -183,12 +187,67 @@ impl Config {
 
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&path))
-            .merge(Env::prefixed("KNEEDEEP_").ignore(&["config"]).split("__"));
+            // Only `KNEEDEEP_<SECTION>__<KEY>`: other KNEEDEEP_ variables (the config's
+            // path, the tests' settings) are not config keys.
+            .merge(
+                Env::prefixed("KNEEDEEP_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            );
         figment.extract().map_err(|error| ConfigError {
             plugin: None,
             key: error.path.join("."),
             reason: format!("{} (in {} or the environment)", error.kind, path.display()),
         })
+    }
+
+    /// The mistakes in the framework's own values that their types cannot catch: a
+    /// datastore URL kneedeep cannot open, an empty management token, a plugin source
+    /// the build would refuse. `check-config` reports them with the rest; `serve` too.
+    pub fn check_values(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut error = |key: String, reason: String| {
+            errors.push(ConfigError {
+                plugin: None,
+                key,
+                reason,
+            });
+        };
+
+        let url = self.datastore.url.as_str();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.split('?').next().unwrap_or_default().is_empty() {
+                error(
+                    "datastore.url".to_owned(),
+                    format!("{url:?} names no database file: use sqlite://PATH"),
+                );
+            }
+        } else if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            error(
+                "datastore.url".to_owned(),
+                format!("{url:?} is neither sqlite://PATH nor postgres://..."),
+            );
+        }
+
+        if self
+            .manage
+            .token
+            .as_deref()
+            .is_some_and(|token| token.trim().is_empty())
+        {
+            error(
+                "manage.token".to_owned(),
+                "it is empty: set a token, or remove the key to have one generated".to_owned(),
+            );
+        }
+
+        for (index, source) in self.plugin_sources.iter().enumerate() {
+            if let Err(reason) = crate::manager::check_source(&source.url, source.sha256.as_deref())
+            {
+                error(format!("plugin_sources[{index}]"), reason.to_string());
+            }
+        }
+        errors
     }
 
     /// The initial state of a plugin from its `enabled` key (default `true`).

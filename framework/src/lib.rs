@@ -42,6 +42,7 @@ mod config;
 mod context;
 mod embedded;
 mod error;
+mod limit;
 mod logging;
 mod manager;
 mod manifest;

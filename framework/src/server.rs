@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::allow::{AllowedMethods, WithAllow};
 use crate::embedded::EmbeddedFiles;
+use crate::limit::JsonBodyLimit;
 use crate::manager::api::ManageApi;
 use crate::manager::auth::RequireToken;
 use crate::manager::{ManagedPlugin, Manager};
@@ -48,14 +49,17 @@ struct Site {
     datastore: Datastore,
 }
 
-/// Builds the whole application: every route of the contract. `token` guards `/manage`.
+/// Builds the whole application: every route of the contract. `token` guards `/manage`;
+/// `max_json_body_bytes` caps the JSON bodies that the APIs read.
 pub fn router(
     manager: Arc<Manager>,
     datastore: Datastore,
     manifest: BuildManifest,
     token: &str,
+    max_json_body_bytes: usize,
 ) -> BoxEndpoint<'static> {
-    let (manage_routes, manage_spec) = manage_routes(manager.clone(), manifest);
+    let (manage_routes, manage_spec) =
+        manage_routes(manager.clone(), manifest, max_json_body_bytes);
 
     let specs = manager
         .plugins()
@@ -91,7 +95,7 @@ pub fn router(
     for plugin in manager.plugins() {
         route = route.nest(
             format!("/plugins/{}", plugin.name()),
-            plugin_routes(plugin.clone()),
+            plugin_routes(plugin.clone(), max_json_body_bytes),
         );
     }
 
@@ -108,7 +112,11 @@ pub fn router(
 /// The management API behind `/manage`: its service (with `Allow` on 405 and its own
 /// words for a refused body), its document and its docs page; and its document
 /// namespaced for the merged one.
-fn manage_routes(manager: Arc<Manager>, manifest: BuildManifest) -> (Route, NamespacedSpec) {
+fn manage_routes(
+    manager: Arc<Manager>,
+    manifest: BuildManifest,
+    max_json_body_bytes: usize,
+) -> (Route, NamespacedSpec) {
     let manage = poem_openapi::OpenApiService::new(
         ManageApi {
             manager,
@@ -123,15 +131,19 @@ fn manage_routes(manager: Arc<Manager>, manifest: BuildManifest) -> (Route, Name
     let manage_value: serde_json::Value =
         serde_json::from_str(&manage_document).unwrap_or_else(|_| json!({}));
     let manage_spec = NamespacedSpec::new("manage", "The management API", &manage_value);
+    let service = poem::IntoEndpoint::into_endpoint(manage).catch_error(
+        |error: poem_openapi::error::ParseRequestPayloadError| async move {
+            error_response(
+                StatusCode::BAD_REQUEST,
+                crate::manager::api::explain(&error),
+            )
+        },
+    );
     let manage = WithAllow {
-        inner: poem::IntoEndpoint::into_endpoint(manage).catch_error(
-            |error: poem_openapi::error::ParseRequestPayloadError| async move {
-                error_response(
-                    StatusCode::BAD_REQUEST,
-                    crate::manager::api::explain(&error),
-                )
-            },
-        ),
+        inner: JsonBodyLimit {
+            inner: service,
+            limit: max_json_body_bytes,
+        },
         allowed: Arc::new(AllowedMethods::from_document(&manage_value)),
     };
 
@@ -149,7 +161,7 @@ fn manage_routes(manager: Arc<Manager>, manifest: BuildManifest) -> (Route, Name
 }
 
 /// A plugin's routes behind its gate: API, document, docs page and UI.
-fn plugin_routes(plugin: Arc<ManagedPlugin>) -> PluginGate {
+fn plugin_routes(plugin: Arc<ManagedPlugin>, max_json_body_bytes: usize) -> PluginGate {
     let name = plugin.name();
     let mut routes = Route::new();
 
@@ -157,7 +169,10 @@ fn plugin_routes(plugin: Arc<ManagedPlugin>) -> PluginGate {
         let spec_url = format!("/plugins/{name}/openapi.json");
         let document = serde_json::from_str(&api.spec).unwrap_or_else(|_| json!({}));
         let endpoint = WithAllow {
-            inner: SharedEndpoint(api.endpoint.clone()),
+            inner: JsonBodyLimit {
+                inner: SharedEndpoint(api.endpoint.clone()),
+                limit: max_json_body_bytes,
+            },
             allowed: Arc::new(AllowedMethods::from_document(&document)),
         };
         routes = routes

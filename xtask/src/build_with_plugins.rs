@@ -13,7 +13,7 @@ use kneedeep::{BuildManifest, Config, ManifestPlugin};
 use crate::codegen::{self, Framework};
 use crate::fetch::{FetchOptions, Fetcher};
 use crate::lock::{self, Lock};
-use crate::sources::{self, Location, Source};
+use crate::sources::{self, Location, Origin, Source};
 use crate::unpack::{self, Limits};
 use crate::validate::{self, PluginCrate, Trust};
 
@@ -112,7 +112,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         let (root, trust, sha256) = match &source.location {
             Location::CrateFolder(folder) => (folder.clone(), Trust::InTree, None),
             Location::Archive { url, sha256 } => {
-                let pin = sha256.as_deref().or_else(|| previous_lock.get(url));
+                // An archive dropped into the plugins folder is its own truth: a new
+                // file there is a new plugin, never the locked bytes of the old one.
+                let pin = match source.origin {
+                    Origin::Folder => None,
+                    _ => sha256.as_deref().or_else(|| previous_lock.get(url)),
+                };
                 let fetched = fetcher.fetch(url, pin)?;
                 next_lock.insert(url, &fetched.sha256);
                 let root = unpacked(&fetched.path, &fetched.sha256, &work_dir, url)?;

@@ -65,9 +65,9 @@ struct PluginSource {
 #[derive(Object)]
 struct NewSource {
     /// An `https` or `http` URL with a host, or a `file:///` URL with a path, of a plugin
-    /// archive; no spaces or control characters.
+    /// archive; no credentials, spaces or control characters.
     #[oai(validator(
-        pattern = r"^(?:(?i:https?)://(?:[^/?#@\s\x00-\x1f\x7f-\x9f]*@)?[^/?#@:\s\x00-\x1f\x7f-\x9f][^/?#@\s\x00-\x1f\x7f-\x9f]*(?:[/?#][^\s\x00-\x1f\x7f-\x9f]*)?|(?i:file):///[^\s\x00-\x1f\x7f-\x9f]+)$",
+        pattern = r"^(?:(?i:https?)://[^/?#@:\s\x00-\x1f\x7f-\x9f][^/?#@\s\x00-\x1f\x7f-\x9f]*(?:[/?#][^\s\x00-\x1f\x7f-\x9f]*)?|(?i:file):///[^\s\x00-\x1f\x7f-\x9f]+)$",
         max_length = 4096
     ))]
     url: String,
@@ -280,7 +280,7 @@ pub(crate) fn explain(error: &poem_openapi::error::ParseRequestPayloadError) -> 
     let reason = &error.reason;
     if reason.contains("field `url`") {
         return "invalid source: url must be an https or http URL with a host, or a file:/// \
-                URL with a path, without spaces or control characters"
+                URL with a path, without credentials, spaces or control characters"
             .to_owned();
     }
     if reason.contains("field `sha256`") {

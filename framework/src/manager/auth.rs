@@ -92,8 +92,9 @@ impl<E: Endpoint> Endpoint for RequireToken<E> {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
         let Some(presented) = presented else {
             return Ok(unauthorized(
                 "the management API needs an Authorization: Bearer <token> header",

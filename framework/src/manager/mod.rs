@@ -21,6 +21,7 @@ use crate::config::{Config, ConfigError};
 use crate::context::PluginContext;
 use crate::plugin::{BoxError, HookFuture, PluginDescriptor};
 use crate::store::{Change, Datastore, StoreError};
+pub(crate) use sources::check_source;
 pub use sources::{Source, SourceError, Sources};
 use state::{Desired, SavedStates};
 

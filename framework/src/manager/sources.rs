@@ -70,7 +70,11 @@ fn check_url(url: &str) -> Result<(), SourceError> {
     match scheme.to_ascii_lowercase().as_str() {
         "https" | "http" => {
             let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            let host = host.rsplit('@').next().unwrap_or_default();
+            if host.contains('@') {
+                return Err(invalid(
+                    "it carries credentials, which would be kept and shown; use a URL without them",
+                ));
+            }
             if host.is_empty() || host.starts_with(':') {
                 return Err(invalid("it has no host"));
             }
@@ -96,6 +100,13 @@ fn check_sha256(sha256: &str) -> Result<(), SourceError> {
     Err(SourceError::InvalidSha256 {
         sha256: sha256.chars().take(100).collect(),
     })
+}
+
+/// Checks a source as `POST /manage/sources` and the build would: its URL, and its
+/// sha256 when it has one.
+pub(crate) fn check_source(url: &str, sha256: Option<&str>) -> Result<(), SourceError> {
+    check_url(url)?;
+    sha256.map_or(Ok(()), check_sha256)
 }
 
 /// The id of a URL: 16 hex digits of its sha256.
@@ -204,7 +215,7 @@ mod tests {
         for url in [
             "https://example.org/weather-0.2.0.tar.gz",
             "http://127.0.0.1:8000/a.crate",
-            "HTTPS://user@example.org/x.tgz",
+            "HTTPS://Example.org/x.tgz",
             "file:///srv/plugins/a.tar",
         ] {
             assert!(check_url(url).is_ok(), "{url}");
@@ -234,6 +245,10 @@ mod tests {
             (
                 "javascript://alert(1)",
                 "the scheme must be https, http or file",
+            ),
+            (
+                "https://user:secret@example.org/a.tar",
+                "it carries credentials, which would be kept and shown; use a URL without them",
             ),
         ] {
             match check_url(url) {
