@@ -118,9 +118,10 @@ fn serve(
         return fail("invalid config", mistakes);
     }
     let names: Vec<&str> = descriptors.iter().map(|d| d.name).collect();
-    if let Err(error) = crate::logging::init(&config.log, &names) {
-        return fail("invalid config", [error]);
-    }
+    let _log_writer = match crate::logging::init(&config.log, &names) {
+        Ok(guard) => guard,
+        Err(error) => return fail("invalid config", [error]),
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

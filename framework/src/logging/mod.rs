@@ -2,10 +2,19 @@
 //! level directives from `[log] level`. Events inside a plugin's request or hook span
 //! carry `plugin=<name>` because those spans are opened by the framework, and a
 //! directive naming a plugin (`info,notes=debug`) applies to everything inside them.
+//!
+//! Lines go to stdout in batches, from a background thread ([`writer`]); how a line
+//! reads is in [`format`]. Both are the framework's own because the request log is on
+//! every request's path, where tracing-subscriber's formats and tracing-appender's
+//! queue cost more than the rest of the framework's work per request.
 
-use std::io::IsTerminal;
+mod format;
+mod writer;
 
 use tracing_subscriber::EnvFilter;
+
+use self::format::{Lines, SpanFields, Style};
+use self::writer::{BatchWriter, BatchWriterGuard};
 
 use crate::config::{ConfigError, LogConfig, LogFormat};
 
@@ -14,24 +23,24 @@ pub(crate) fn check(config: &LogConfig, plugins: &[&str]) -> Result<(), ConfigEr
     filter(config, plugins).map(drop)
 }
 
-/// Installs the process-wide subscriber. Call once, before anything logs.
-pub(crate) fn init(config: &LogConfig, plugins: &[&str]) -> Result<(), ConfigError> {
+/// Installs the process-wide subscriber. Call once, before anything logs, and keep the
+/// guard until the process ends: dropping it writes the lines still queued.
+pub(crate) fn init(config: &LogConfig, plugins: &[&str]) -> Result<BatchWriterGuard, ConfigError> {
     let filter = filter(config, plugins)?;
-    let ansi = std::io::stdout().is_terminal();
-
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    // A second init (as in tests that start the server twice) keeps the first subscriber.
-    let _ = match config.format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+    let style = match config.format {
+        LogFormat::Pretty => Style::Text,
+        LogFormat::Json => Style::Json,
     };
-    Ok(())
+    let (writer, guard) = BatchWriter::start(std::io::stdout());
+
+    // A second init (as in tests that start the server twice) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .fmt_fields(SpanFields(style))
+        .event_format(Lines(style))
+        .try_init();
+    Ok(guard)
 }
 
 fn filter(config: &LogConfig, plugins: &[&str]) -> Result<EnvFilter, ConfigError> {
