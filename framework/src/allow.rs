@@ -48,6 +48,20 @@ impl AllowedMethods {
     }
 
     /// The methods of the path template that `path` matches.
+    /// Adds `Allow` to a 405 answer for `path`; other answers pass unchanged.
+    pub(crate) fn add_allow_header(&self, path: &str, mut response: Response) -> Response {
+        if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+            return response;
+        }
+        if let Some(value) = self
+            .for_path(path)
+            .and_then(|methods| header::HeaderValue::from_str(methods).ok())
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
+    }
+
     fn for_path(&self, path: &str) -> Option<&str> {
         let requested: Vec<&str> = path.trim_matches('/').split('/').collect();
         self.routes.iter().find_map(|(template, methods)| {
@@ -88,26 +102,16 @@ impl<E: Endpoint> Endpoint for WithAllow<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        let allowed = self
-            .allowed
-            .for_path(request.uri().path())
-            .map(str::to_owned);
-        let mut response = match self.inner.call(request).await {
+        // Kept for a 405 only; cloning a URI shares its bytes.
+        let uri = request.uri().clone();
+        let response = match self.inner.call(request).await {
             Ok(output) => output.into_response(),
             Err(error) if error.status() == StatusCode::METHOD_NOT_ALLOWED => {
                 error_response(StatusCode::METHOD_NOT_ALLOWED, &error)
             }
             Err(error) => return Err(error),
         };
-
-        if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-            if let Some(value) =
-                allowed.and_then(|methods| header::HeaderValue::from_str(&methods).ok())
-            {
-                response.headers_mut().insert(header::ALLOW, value);
-            }
-        }
-        Ok(response)
+        Ok(self.allowed.add_allow_header(uri.path(), response))
     }
 }
 

@@ -18,26 +18,39 @@ impl<E: Endpoint> Endpoint for JsonBodyLimit<E> {
     type Output = Response;
 
     async fn call(&self, mut request: Request) -> poem::Result<Response> {
-        let is_json = request
-            .content_type()
-            .is_some_and(|content_type| content_type.to_ascii_lowercase().contains("json"));
-        if is_json {
-            match request.take_body().into_bytes_limit(self.limit).await {
-                Ok(bytes) => request.set_body(bytes),
-                Err(ReadBodyError::PayloadTooLarge) => {
-                    let message = format!(
-                        "the JSON body is over the limit of {} bytes (server.max_json_body_bytes)",
-                        self.limit
-                    );
-                    return Ok(error_response(StatusCode::PAYLOAD_TOO_LARGE, message));
-                }
-                Err(error) => {
-                    let message = format!("cannot read the request body: {error}");
-                    return Ok(error_response(StatusCode::BAD_REQUEST, message));
-                }
+        if is_json(&request) {
+            if let Err(refused) = read_json_body(&mut request, self.limit).await {
+                return Ok(refused);
             }
         }
-
         Ok(self.inner.call(request).await?.into_response())
+    }
+}
+
+/// Whether the request says its body is JSON.
+pub(crate) fn is_json(request: &Request) -> bool {
+    request
+        .content_type()
+        .is_some_and(|content_type| content_type.to_ascii_lowercase().contains("json"))
+}
+
+/// Reads a JSON body of at most `limit` bytes into memory, where the API will parse it
+/// from. `Err` is the answer when the body is refused.
+pub(crate) async fn read_json_body(request: &mut Request, limit: usize) -> Result<(), Response> {
+    match request.take_body().into_bytes_limit(limit).await {
+        Ok(bytes) => {
+            request.set_body(bytes);
+            Ok(())
+        }
+        Err(ReadBodyError::PayloadTooLarge) => {
+            let message = format!(
+                "the JSON body is over the limit of {limit} bytes (server.max_json_body_bytes)"
+            );
+            Err(error_response(StatusCode::PAYLOAD_TOO_LARGE, message))
+        }
+        Err(error) => {
+            let message = format!("cannot read the request body: {error}");
+            Err(error_response(StatusCode::BAD_REQUEST, message))
+        }
     }
 }

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use poem::endpoint::BoxEndpoint;
-use poem::http::{StatusCode, header};
+use poem::endpoint::{BoxEndpoint, DynEndpoint};
+use poem::http::{Method, StatusCode, header};
 use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler};
 use serde_json::json;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::allow::{AllowedMethods, WithAllow};
 use crate::embedded::EmbeddedFiles;
-use crate::limit::JsonBodyLimit;
+use crate::limit::{self, JsonBodyLimit};
 use crate::manager::api::ManageApi;
 use crate::manager::auth::RequireToken;
 use crate::manager::{ManagedPlugin, Manager};
@@ -57,7 +57,7 @@ pub fn router(
     manifest: BuildManifest,
     token: &str,
     max_json_body_bytes: usize,
-) -> BoxEndpoint<'static> {
+) -> impl Endpoint<Output = Response> + 'static {
     let (manage_routes, manage_spec) =
         manage_routes(manager.clone(), manifest, max_json_body_bytes);
 
@@ -78,7 +78,7 @@ pub fn router(
         datastore,
     });
 
-    let mut route = Route::new()
+    let route = Route::new()
         .at("/", get(shell).data(site.clone()))
         .at("/openapi.json", get(merged_openapi).data(site.clone()))
         .at("/healthz", get(healthz))
@@ -92,21 +92,16 @@ pub fn router(
                 inner: manage_routes,
             },
         );
-    for plugin in manager.plugins() {
-        route = route.nest(
-            format!("/plugins/{}", plugin.name()),
-            plugin_routes(plugin.clone(), max_json_body_bytes),
-        );
-    }
+    let route = manager.plugins().iter().fold(route, |route, plugin| {
+        plugin_routes(route, plugin.clone(), max_json_body_bytes)
+    });
 
-    route
-        .catch_all_error(|error: poem::Error| async move {
-            if error.is_from_response() {
-                return error.into_response();
-            }
-            error_response(error.status(), &error)
-        })
-        .boxed()
+    route.catch_all_error(|error: poem::Error| async move {
+        if error.is_from_response() {
+            return error.into_response();
+        }
+        error_response(error.status(), &error)
+    })
 }
 
 /// The management API behind `/manage`: its service (with `Allow` on 405 and its own
@@ -160,86 +155,118 @@ fn manage_routes(
     (routes, manage_spec)
 }
 
-/// A plugin's routes behind its gate: API, document, docs page and UI.
-fn plugin_routes(plugin: Arc<ManagedPlugin>, max_json_body_bytes: usize) -> PluginGate {
+/// Adds a plugin's routes under `/plugins/<name>`, each behind the plugin's gate: API,
+/// document, docs page and UI.
+///
+/// They are entries of the one routing table rather than a table of their own, so that a
+/// request to a plugin's API passes one router and one boxed endpoint on its way to the
+/// plugin's OpenAPI service, as it would in a bare poem application.
+fn plugin_routes(route: Route, plugin: Arc<ManagedPlugin>, max_json_body_bytes: usize) -> Route {
     let name = plugin.name();
-    let mut routes = Route::new();
+    let gate = Arc::new(Gate {
+        metrics: HttpMetrics::new(name),
+        plugin: plugin.clone(),
+    });
+    let prefix = format!("/plugins/{name}");
+    let mut route = route;
 
     if let Some(api) = plugin.api() {
-        let spec_url = format!("/plugins/{name}/openapi.json");
+        let spec_url = format!("{prefix}/openapi.json");
         let document = serde_json::from_str(&api.spec).unwrap_or_else(|_| json!({}));
-        let endpoint = WithAllow {
-            inner: JsonBodyLimit {
-                inner: SharedEndpoint(api.endpoint.clone()),
-                limit: max_json_body_bytes,
-            },
-            allowed: Arc::new(AllowedMethods::from_document(&document)),
+        let endpoint = GatedApi {
+            gate: gate.clone(),
+            service: api.endpoint.clone(),
+            allowed: AllowedMethods::from_document(&document),
+            max_json_body_bytes,
         };
-        routes = routes
-            .nest("/api", endpoint)
-            .at("/openapi.json", get(json_document(api.spec.clone())))
+        let docs = poem::endpoint::make_sync(move |_| docs_page(name, &spec_url));
+        route = route
+            .nest(format!("{prefix}/api"), endpoint)
             .at(
-                "/docs",
-                get(poem::endpoint::make_sync(move |_| {
-                    docs_page(name, &spec_url)
-                })),
-            );
+                format!("{prefix}/openapi.json"),
+                gate.around(json_document(api.spec.clone())),
+            )
+            .at(format!("{prefix}/docs"), gate.around(get(docs)));
     }
     if let Some(files) = plugin.descriptor().ui {
-        routes = routes.nest("/ui", EmbeddedFiles::plugin_ui(files));
+        route = route.nest(
+            format!("{prefix}/ui"),
+            gate.around(EmbeddedFiles::plugin_ui(files)),
+        );
     }
-
-    let metrics = HttpMetrics::new(name);
-    PluginGate {
-        plugin,
-        inner: routes,
-        metrics,
-    }
+    route
 }
 
-/// Answers for a plugin only while it is loaded, under a span that names it, and
-/// records its HTTP metrics.
-struct PluginGate {
+/// What every route of one plugin checks and records: whether the plugin is loaded, and
+/// its HTTP metrics.
+struct Gate {
     plugin: Arc<ManagedPlugin>,
-    inner: Route,
     metrics: HttpMetrics,
+}
+
+/// A request the gate let through: its span, and what its log line and metrics need.
+struct Admitted {
+    span: Span,
+    method: Method,
+    id: u64,
+    started: Instant,
 }
 
 /// Numbers requests for their span and their `x-request-id` header.
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
-impl Endpoint for PluginGate {
-    type Output = Response;
+impl Gate {
+    fn around<E>(self: &Arc<Self>, inner: E) -> Gated<E> {
+        Gated {
+            gate: self.clone(),
+            inner,
+        }
+    }
 
-    async fn call(&self, request: Request) -> poem::Result<Response> {
-        let name = self.plugin.name();
+    /// Lets a request in while the plugin is loaded, under a span that names the plugin;
+    /// `None` while it is not, to be answered with [`Gate::refusal`].
+    fn admit(&self, request: &Request) -> Option<Admitted> {
         if !self.plugin.is_loaded() {
-            return Ok(error_response(
-                StatusCode::NOT_FOUND,
-                format_args!("plugin '{name}' is not loaded"),
-            ));
+            return None;
         }
 
-        let started = Instant::now();
         let method = request.method().clone();
         let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!(
             "request",
-            plugin = name,
+            plugin = self.plugin.name(),
             id,
-            %method,
-            path = %request.original_uri().path(),
+            method = method.as_str(),
+            path = request.original_uri().path(),
         );
-        let mut response = match self.inner.call(request).instrument(span.clone()).await {
+        Some(Admitted {
+            span,
+            method,
+            id,
+            started: Instant::now(),
+        })
+    }
+
+    /// The answer while the plugin is not loaded.
+    fn refusal(&self) -> Response {
+        error_response(
+            StatusCode::NOT_FOUND,
+            format_args!("plugin '{}' is not loaded", self.plugin.name()),
+        )
+    }
+
+    /// Records the request's metrics and its log line, and numbers the response.
+    fn finish(&self, admitted: Admitted, result: poem::Result<Response>) -> Response {
+        let mut response = match result {
             Ok(response) => response,
             Err(error) if error.is_from_response() => error.into_response(),
             Err(error) => error_response(error.status(), &error),
         };
 
-        let elapsed = started.elapsed();
+        let elapsed = admitted.started.elapsed();
         let status = response.status();
-        self.metrics.record(&method, status, elapsed);
-        span.in_scope(|| {
+        self.metrics.record(&admitted.method, status, elapsed);
+        admitted.span.in_scope(|| {
             tracing::info!(
                 status = status.as_u16(),
                 latency_us = elapsed.as_micros() as u64,
@@ -248,19 +275,76 @@ impl Endpoint for PluginGate {
         });
         response
             .headers_mut()
-            .insert("x-request-id", header::HeaderValue::from(id));
-        Ok(response)
+            .insert("x-request-id", header::HeaderValue::from(admitted.id));
+        response
     }
 }
 
-/// A plugin's API endpoint, shared between the routing table and the manager.
-struct SharedEndpoint(Arc<BoxEndpoint<'static>>);
+/// One of a plugin's pages (document, docs, UI) behind its gate.
+struct Gated<E> {
+    gate: Arc<Gate>,
+    inner: E,
+}
 
-impl Endpoint for SharedEndpoint {
+impl<E: Endpoint<Output = Response>> Endpoint for Gated<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        self.0.call(request).await
+        let Some(admitted) = self.gate.admit(&request) else {
+            return Ok(self.gate.refusal());
+        };
+        let result = self
+            .inner
+            .call(request)
+            .instrument(admitted.span.clone())
+            .await;
+        Ok(self.gate.finish(admitted, result))
+    }
+}
+
+/// A plugin's API behind its gate: JSON bodies capped (413 past the cap), and 405
+/// answers that say which methods the path allows.
+///
+/// This is every API request's path, so it is one async function that hands the request
+/// straight to the OpenAPI service's boxed future. Each layer of async wrappers would
+/// hold its own copy of the request, and the future that poem boxes per request would
+/// grow by kilobytes, which measurably costs throughput.
+struct GatedApi {
+    gate: Arc<Gate>,
+    service: Arc<BoxEndpoint<'static>>,
+    allowed: AllowedMethods,
+    max_json_body_bytes: usize,
+}
+
+impl Endpoint for GatedApi {
+    type Output = Response;
+
+    async fn call(&self, mut request: Request) -> poem::Result<Response> {
+        let Some(admitted) = self.gate.admit(&request) else {
+            return Ok(self.gate.refusal());
+        };
+        if limit::is_json(&request) {
+            let read = limit::read_json_body(&mut request, self.max_json_body_bytes);
+            if let Err(refused) = Box::pin(read).await {
+                return Ok(self.gate.finish(admitted, Ok(refused)));
+            }
+        }
+        // Kept for a 405 only; cloning a URI shares its bytes.
+        let uri = request.uri().clone();
+
+        let service: &dyn DynEndpoint<Output = Response> = &**self.service;
+        let result = match service
+            .call(request)
+            .instrument(admitted.span.clone())
+            .await
+        {
+            Err(error) if error.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                Ok(error_response(StatusCode::METHOD_NOT_ALLOWED, &error))
+            }
+            other => other,
+        }
+        .map(|response| self.allowed.add_allow_header(uri.path(), response));
+        Ok(self.gate.finish(admitted, result))
     }
 }
 
