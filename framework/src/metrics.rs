@@ -71,11 +71,13 @@ impl PluginMetrics {
     }
 }
 
-/// The HTTP metrics of one plugin, registered once so that the request path only bumps
-/// atomics: requests by method and status class, and a latency histogram.
+/// The HTTP metrics of one plugin: requests by method and status class, and a latency
+/// histogram. Each series is registered the first time it is recorded and kept, so the
+/// request path only bumps atomics, and a plugin nobody calls holds no series.
 pub(crate) struct HttpMetrics {
-    requests: [[Counter; 5]; METHODS.len()],
-    latency: Histogram,
+    plugin: &'static str,
+    requests: [[OnceLock<Counter>; STATUS_CLASSES.len()]; METHODS.len()],
+    latency: OnceLock<Histogram>,
 }
 
 const METHODS: [&str; 8] = [
@@ -85,17 +87,11 @@ const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 impl HttpMetrics {
     pub(crate) fn new(plugin: &'static str) -> Self {
-        let requests = METHODS.map(|method| {
-            STATUS_CLASSES.map(|status| {
-                ::metrics::counter!(
-                    "kneedeep_http_requests_total",
-                    "plugin" => plugin, "method" => method, "status" => status
-                )
-            })
-        });
-        let latency =
-            ::metrics::histogram!("kneedeep_http_request_duration_seconds", "plugin" => plugin);
-        HttpMetrics { requests, latency }
+        HttpMetrics {
+            plugin,
+            requests: Default::default(),
+            latency: OnceLock::new(),
+        }
     }
 
     pub(crate) fn record(&self, method: &Method, status: StatusCode, elapsed: Duration) {
@@ -110,8 +106,21 @@ impl HttpMetrics {
             _ => 7,
         };
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.requests[method][class].increment(1);
-        self.latency.record(elapsed.as_secs_f64());
+        let plugin = self.plugin;
+
+        self.requests[method][class]
+            .get_or_init(|| {
+                ::metrics::counter!(
+                    "kneedeep_http_requests_total",
+                    "plugin" => plugin, "method" => METHODS[method], "status" => STATUS_CLASSES[class]
+                )
+            })
+            .increment(1);
+        self.latency
+            .get_or_init(|| {
+                ::metrics::histogram!("kneedeep_http_request_duration_seconds", "plugin" => plugin)
+            })
+            .record(elapsed.as_secs_f64());
     }
 }
 

@@ -11,12 +11,16 @@
 //! 5. a later load runs `on_load` again. The API value lives as long as the process.
 
 use std::any::Any;
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use poem::endpoint::BoxEndpoint;
+use poem::http::Method;
+use poem_openapi::registry::{MetaApi, Registry};
 use poem_openapi::{OpenApi, OpenApiService};
 
 use crate::config::ConfigError;
@@ -116,16 +120,95 @@ pub struct MountedApi {
 }
 
 /// Wraps a plugin's API in an OpenAPI service whose `servers` entry is its API prefix.
+///
+/// Only what depends on the plugin's type is done here: its operations' metadata, its
+/// schemas and its routes, which its own `#[OpenApi]` expansion generated. The rest (the
+/// document, its serialization, the routing table) is done once, by [`mount_erased`].
+/// Were it done here, every plugin crate would compile its own copy of that code, and a
+/// build with a hundred plugins would carry a hundred copies of it, in size and memory.
 #[doc(hidden)]
 pub fn mount<T: OpenApi + 'static>(api: T, context: &PluginContext) -> MountedApi {
+    let mut routes = HashMap::new();
+    api.add_routes(&mut routes);
+    mount_erased(
+        ErasedApi {
+            meta: T::meta,
+            register: T::register,
+            routes,
+        },
+        context,
+    )
+}
+
+/// What [`mount`] builds for every plugin, compiled once.
+fn mount_erased(api: ErasedApi, context: &PluginContext) -> MountedApi {
     let descriptor = context.descriptor();
+    let _current = CurrentApi::set(api.meta, api.register);
     let service = OpenApiService::new(api, descriptor.name, descriptor.version)
         .description(descriptor.description)
         .server(crate::server::api_prefix(descriptor.name));
     let spec = service.spec();
     MountedApi {
-        endpoint: poem::EndpointExt::boxed(service),
+        endpoint: poem::IntoEndpoint::into_endpoint(service),
         spec,
+    }
+}
+
+/// A plugin's API with its type erased: the functions of its `OpenApi` implementation,
+/// and the routes it made.
+struct ErasedApi {
+    meta: fn() -> Vec<MetaApi>,
+    register: fn(&mut Registry),
+    routes: RouteTable,
+}
+
+/// What `OpenApi::add_routes` fills: path, then method, then endpoint.
+type RouteTable = HashMap<String, HashMap<Method, BoxEndpoint<'static>>>;
+
+/// An API's `OpenApi::meta` and `OpenApi::register`.
+type ApiFunctions = (fn() -> Vec<MetaApi>, fn(&mut Registry));
+
+thread_local! {
+    /// The functions of the API being mounted on this thread.
+    static CURRENT_API: Cell<Option<ApiFunctions>> = const { Cell::new(None) };
+}
+
+/// Makes an API's `meta` and `register` the current ones until dropped.
+///
+/// `OpenApi::meta` and `OpenApi::register` take no `self`, so an erased API cannot carry
+/// them to `OpenApiService`; it finds them here while the service is built, which happens
+/// synchronously within [`mount_erased`].
+struct CurrentApi;
+
+impl CurrentApi {
+    fn set(meta: fn() -> Vec<MetaApi>, register: fn(&mut Registry)) -> Self {
+        CURRENT_API.set(Some((meta, register)));
+        CurrentApi
+    }
+}
+
+impl Drop for CurrentApi {
+    fn drop(&mut self) {
+        CURRENT_API.set(None);
+    }
+}
+
+impl OpenApi for ErasedApi {
+    fn meta() -> Vec<MetaApi> {
+        CURRENT_API
+            .get()
+            .map(|(meta, _)| meta())
+            .unwrap_or_default()
+    }
+
+    fn register(registry: &mut Registry) {
+        if let Some((_, register)) = CURRENT_API.get() {
+            register(registry);
+        }
+    }
+
+    fn add_routes(self, route_table: &mut RouteTable) {
+        route_table.extend(self.routes);
     }
 }
 
