@@ -46,14 +46,22 @@ pub struct HelloApi {
     greeting: String,
 }
 
+impl HelloApi {
+    /// The API with `greeting`, outside the framework: how the overhead benchmark serves
+    /// the same handler on a bare poem server.
+    pub fn new(greeting: impl Into<String>) -> Self {
+        HelloApi {
+            greeting: greeting.into(),
+        }
+    }
+}
+
 impl FromContext for HelloApi {
     fn from_context(context: &PluginContext) -> Result<Self, BoxError> {
         let config = context
             .config::<HelloConfig>()
             .ok_or("hello config missing")?;
-        Ok(HelloApi {
-            greeting: config.greeting.clone(),
-        })
+        Ok(HelloApi::new(config.greeting.clone()))
     }
 }
 

@@ -1,6 +1,13 @@
 //! `cargo xtask bench`: runs the benchmarks and prints their tables of ratios, each
 //! measurement taken side by side with its baseline in the same run.
 
+mod build;
+mod faults;
+mod overhead;
+mod process;
+mod scale;
+mod wrk;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -10,8 +17,8 @@ use anyhow::{Context, bail};
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Smaller sizes and counts, for a quick look (the numbers in BENCHMARKS.md are
-    /// from a run without it).
+    /// Smaller sizes, counts and durations, for a quick look (the numbers in
+    /// BENCHMARKS.md are from a run without it).
     #[arg(long)]
     quick: bool,
 
@@ -20,13 +27,19 @@ pub(crate) struct Args {
     only: Option<Section>,
 }
 
-/// The sections of the benchmark report.
+/// The sections of the benchmark report, in the order they run.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Section {
     /// The datastore against a plain file and against sqlx.
     Datastore,
     /// `build-with-plugins` against a no-op cargo build.
     Build,
+    /// A request through kneedeep against the same handler on bare poem (needs wrk).
+    Overhead,
+    /// A hundred generated plugins against one (needs wrk).
+    Scale,
+    /// A minute of load while a plugin is toggled and the datastore written (needs wrk).
+    Faults,
 }
 
 /// Runs each benchmark; a benchmark that fails fails the command.
@@ -34,28 +47,46 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let wanted = |section| args.only.is_none_or(|only| only == section);
     if wanted(Section::Datastore) {
         report("## Datastore\n");
-        let mut command = cargo();
-        command.args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "kneedeep",
-            "--example",
-            "bench_store",
-            "--",
-        ]);
-        if args.quick {
-            command.arg("--quick");
-        }
-        let status = command.status().context("run cargo")?;
-        if !status.success() {
-            bail!("the datastore benchmark failed ({status})");
-        }
+        datastore(args.quick)?;
     }
     if wanted(Section::Build) {
         report("\n## Build\n");
-        build_benchmark()?;
+        build::run()?;
+    }
+    if wanted(Section::Overhead) {
+        report("\n## Overhead per request\n");
+        overhead::run(args.quick)?;
+    }
+    if wanted(Section::Scale) {
+        report("\n## A hundred plugins\n");
+        scale::run(args.quick)?;
+    }
+    if wanted(Section::Faults) {
+        report("\n## Under load and faults\n");
+        faults::run(args.quick)?;
+    }
+    Ok(())
+}
+
+/// The datastore benchmark is an example of the framework crate, built in release.
+fn datastore(quick: bool) -> anyhow::Result<()> {
+    let mut command = cargo();
+    command.args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "kneedeep",
+        "--example",
+        "bench_store",
+        "--",
+    ]);
+    if quick {
+        command.arg("--quick");
+    }
+    let status = command.status().context("run cargo")?;
+    if !status.success() {
+        bail!("the datastore benchmark failed ({status})");
     }
     Ok(())
 }
@@ -69,66 +100,106 @@ fn report(line: &str) {
     println!("{line}");
 }
 
-/// `build-with-plugins` run again with nothing changed, against a no-op `cargo build
-/// --release` of the stock app; then one plugin added, and what cargo compiled for it.
-fn build_benchmark() -> anyhow::Result<()> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the repository")?;
-    let project = workspace.join("target/kneedeep-bench");
-    let plugins = project.join("plugins");
-    let _ = std::fs::remove_dir_all(&plugins);
-    bench_plugin(&plugins, "alpha")?;
-
-    // Both warmed first: what is measured is the run with nothing to do.
-    let stock = || {
-        let mut command = cargo();
-        command.current_dir(workspace).args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "kneedeep-app",
-        ]);
-        run_timed(command)
-    };
-    stock()?;
-    build_with_plugins(&project)?;
-    let (no_op, _) = stock()?;
-    let (unchanged, _) = build_with_plugins(&project)?;
-
-    let ratio = unchanged.as_secs_f64() / no_op.as_secs_f64();
-    report("| measurement | build-with-plugins | baseline | ratio | target | met |");
-    report("| --- | --- | --- | --- | --- | --- |");
-    report(&format!(
-        "| re-run with nothing changed, s (baseline: no-op `cargo build --release`) | {:.2} | {:.2} | {ratio:.2} | <= 2 | {} |",
-        unchanged.as_secs_f64(),
-        no_op.as_secs_f64(),
-        if ratio <= 2.0 { "yes" } else { "NO" },
-    ));
-
-    bench_plugin(&plugins, "beta")?;
-    let (added, output) = build_with_plugins(&project)?;
-    let compiled: Vec<&str> = output
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("Compiling "))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .collect();
-    let expected = ["kneedeep-plugin-beta", "kneedeep-with-plugins"];
-    let only_those =
-        compiled.len() == expected.len() && expected.iter().all(|name| compiled.contains(name));
-    report(&format!(
-        "| one plugin added: crates compiled ({}), in {:.1} s | {} | | | 2: the plugin and the generated crate, then the link | {} |",
-        compiled.join(", "),
-        added.as_secs_f64(),
-        compiled.len(),
-        if only_those { "yes" } else { "NO" },
-    ));
-    Ok(())
+/// What a row's target is.
+#[derive(Clone, Copy)]
+enum Measure {
+    /// kneedeep / baseline at least this.
+    RatioAtLeast(f64),
+    /// kneedeep / baseline at most this.
+    RatioAtMost(f64),
+    /// kneedeep's own number at least this.
+    AtLeast(f64),
+    /// kneedeep's own number at most this.
+    AtMost(f64),
+    /// Reported, with no target.
+    Info,
 }
 
-/// Runs `build-with-plugins` (this very binary) on the benchmark project.
-fn build_with_plugins(project: &Path) -> anyhow::Result<(Duration, String)> {
+/// One line of a table: what was measured, kneedeep's number, the baseline's, the target.
+struct Row {
+    what: String,
+    ours: f64,
+    baseline: Option<f64>,
+    measure: Measure,
+}
+
+/// Prints `rows` as a Markdown table whose second column is headed `subject`.
+fn report_table(subject: &str, rows: &[Row]) {
+    report(&format!(
+        "| measurement | {subject} | baseline | ratio | target | met |"
+    ));
+    report("| --- | --- | --- | --- | --- | --- |");
+    for row in rows {
+        let ratio = row.baseline.map(|baseline| row.ours / baseline);
+        let (target, met) = match row.measure {
+            Measure::RatioAtLeast(limit) => (
+                format!("ratio >= {limit}"),
+                ratio.map(|ratio| ratio >= limit),
+            ),
+            Measure::RatioAtMost(limit) => (
+                format!("ratio <= {limit}"),
+                ratio.map(|ratio| ratio <= limit),
+            ),
+            Measure::AtLeast(limit) => (format!(">= {}", number(limit)), Some(row.ours >= limit)),
+            Measure::AtMost(limit) => (format!("<= {}", number(limit)), Some(row.ours <= limit)),
+            Measure::Info => (String::new(), None),
+        };
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        report(&format!(
+            "| {} | {} | {} | {} | {target} | {met} |",
+            row.what,
+            number(row.ours),
+            row.baseline.map(number).unwrap_or_default(),
+            ratio.map(|ratio| format!("{ratio:.2}")).unwrap_or_default(),
+        ));
+    }
+}
+
+/// A number with as many decimals as its size deserves.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 || value.abs() >= 100.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
+fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        len if len % 2 == 1 => values[len / 2],
+        len => (values[len / 2 - 1] + values[len / 2]) / 2.0,
+    }
+}
+
+/// A blocking HTTP client for the benchmarks' own requests.
+fn http_client() -> anyhow::Result<reqwest::blocking::Client> {
+    // Fails only when the process already has a provider, which is then used.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("build the HTTP client")
+}
+
+/// Runs `build-with-plugins` (this very binary) on a benchmark project; the binary it
+/// made in the project's `dist/`.
+fn build_with_plugins(project: &Path) -> anyhow::Result<PathBuf> {
+    build_with_plugins_timed(project)?;
+    Ok(project.join("dist/kneedeep"))
+}
+
+/// Runs `build-with-plugins` on a benchmark project: how long it took, and its stderr.
+fn build_with_plugins_timed(project: &Path) -> anyhow::Result<(Duration, String)> {
     let mut command = Command::new(std::env::current_exe()?);
     command.current_dir(project).args([
         "build-with-plugins",

@@ -1,0 +1,321 @@
+//! Load with faults, on loopback: the stock binary under wrk at the highest rate the
+//! machine sustains for a minute, while one thread unloads and loads `notes` 200 times and
+//! another writes 100 MiB through `files` into the datastore. Nothing may answer 5xx, no
+//! connection may fail, and memory must come back to within 10% of where it started.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::process::{self, Kind, Server, TOKEN};
+use super::wrk::{self, Load};
+use super::{Measure, Row, http_client, report_table};
+
+/// The plugin toggled; wrk reads from it as well as from `hello`, which stays loaded.
+const TOGGLED: &str = "notes";
+
+/// Toggles: unloads and loads together.
+const TOGGLES: usize = 200;
+
+/// Values written, of one MiB each.
+const WRITES: usize = 100;
+
+/// How long the server idles before its memory is read: past one upkeep of the metrics
+/// recorder (5 s), which empties the histograms' sample buffers.
+const SETTLE: Duration = Duration::from_secs(6);
+
+/// wrk's script: each connection alternates between hello and the toggled plugin, and
+/// every thread counts the statuses it saw, which `done` prints as `script: status N C`.
+const SCRIPT: &str = r#"
+local threads = {}
+local paths = { "/plugins/hello/api/hello", "/plugins/notes/api/notes" }
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  statuses = {}
+  turn = 0
+end
+
+function request()
+  turn = turn + 1
+  return wrk.format("GET", paths[turn % #paths + 1])
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do
+      total[status] = (total[status] or 0) + count
+    end
+  end
+  for status, count in pairs(total) do
+    io.write(string.format("script: status %d %d\n", status, count))
+  end
+end
+"#;
+
+/// glibc's malloc raises its mmap threshold after the first large block is freed, and
+/// then keeps freed blocks of the datastore's 1 MiB chunks in its per-thread arenas; this
+/// tunable keeps the threshold where it starts, so such blocks go back to the system.
+const GLIBC_TUNABLE: (&str, &str) = ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=131072");
+
+/// What one fault run saw.
+struct Outcome {
+    report: wrk::Report,
+    statuses: BTreeMap<u16, u64>,
+    toggles: usize,
+    written: usize,
+    rss_cold: u64,
+    rss_before: u64,
+    rss_after: u64,
+}
+
+/// Runs the faults twice, on the binary as it is and with [`GLIBC_TUNABLE`], and prints
+/// what they saw.
+pub(super) fn run(quick: bool) -> anyhow::Result<()> {
+    wrk::require()?;
+    let binary = process::build_stock_and_bare()?.join("kneedeep");
+    let warm_up = Duration::from_secs(if quick { 3 } else { 10 });
+    let duration = Duration::from_secs(if quick { 10 } else { 60 });
+
+    let shipped = fault_run(&binary, &[], warm_up, duration)?;
+    let tuned = fault_run(&binary, &[GLIBC_TUNABLE], warm_up, duration)?;
+
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let unloaded_answers = shipped.statuses.get(&404).copied().unwrap_or(0);
+    let server_errors = |outcome: &Outcome| -> u64 {
+        outcome
+            .statuses
+            .iter()
+            .filter(|(status, _)| **status >= 500)
+            .map(|(_, count)| count)
+            .sum()
+    };
+    report_table(
+        "kneedeep",
+        &[
+            Row {
+                what: format!(
+                    "requests/s over {} s, 64 connections, hello and {TOGGLED} in turn \
+                     ({} requests; {unloaded_answers} answered 404 while {TOGGLED} was unloaded)",
+                    duration.as_secs(),
+                    shipped.report.requests
+                ),
+                ours: shipped.report.requests_per_sec,
+                baseline: None,
+                measure: Measure::Info,
+            },
+            Row {
+                what: format!("{TOGGLED} unloaded or loaded, each answered 200"),
+                ours: shipped.toggles as f64,
+                baseline: None,
+                measure: Measure::AtLeast(TOGGLES as f64),
+            },
+            Row {
+                what: "MiB written to the datastore through `files`, each answered 2xx".to_owned(),
+                ours: shipped.written as f64,
+                baseline: None,
+                measure: Measure::AtLeast(WRITES as f64),
+            },
+            Row {
+                what: "responses 5xx".to_owned(),
+                ours: server_errors(&shipped) as f64,
+                baseline: None,
+                measure: Measure::AtMost(0.0),
+            },
+            Row {
+                what: "connection errors (connect, read, write, timeout)".to_owned(),
+                ours: shipped.report.socket_errors as f64,
+                baseline: None,
+                measure: Measure::AtMost(0.0),
+            },
+            Row {
+                what: format!(
+                    "resident memory {} s after the run, MiB (baseline: before it, after a \
+                     {} s warm-up)",
+                    SETTLE.as_secs(),
+                    warm_up.as_secs()
+                ),
+                ours: mib(shipped.rss_after),
+                baseline: Some(mib(shipped.rss_before)),
+                measure: Measure::RatioAtMost(1.10),
+            },
+            Row {
+                what: "the same, before any request (baseline: at start)".to_owned(),
+                ours: mib(shipped.rss_after),
+                baseline: Some(mib(shipped.rss_cold)),
+                measure: Measure::Info,
+            },
+            Row {
+                what: format!(
+                    "the same run with `{}={}`: resident memory after it, MiB (baseline: \
+                     before it, after the warm-up); {} × 5xx, {} connection errors",
+                    GLIBC_TUNABLE.0,
+                    GLIBC_TUNABLE.1,
+                    server_errors(&tuned),
+                    tuned.report.socket_errors
+                ),
+                ours: mib(tuned.rss_after),
+                baseline: Some(mib(tuned.rss_before)),
+                measure: Measure::RatioAtMost(1.10),
+            },
+        ],
+    );
+    Ok(())
+}
+
+/// One run: start the binary with `env`, warm it up with the load alone, then the load
+/// with the toggles and the writes for `duration`.
+fn fault_run(
+    binary: &Path,
+    env: &[(&str, &str)],
+    warm_up: Duration,
+    duration: Duration,
+) -> anyhow::Result<Outcome> {
+    let folder = tempfile::tempdir()?;
+    let script = folder.path().join("statuses.lua");
+    std::fs::write(&script, SCRIPT)?;
+    // Unpinned: the run is at the highest rate the whole machine sustains.
+    let server = Server::start(
+        binary,
+        Kind::Kneedeep {
+            folder: folder.path(),
+            env,
+        },
+        "",
+        None,
+    )?;
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_cold = server.rss_kib()?;
+
+    // A warm-up of the same load without the faults: what memory the first requests
+    // take for good (code paged in, connection and SQLite caches, allocator pools) is
+    // not what the faults are checked for.
+    let url = server.url("/");
+    let load = |duration| Load {
+        url: &url,
+        connections: 64,
+        duration,
+        cpu: None,
+        script: Some(&script),
+    };
+    load(warm_up).run()?;
+    std::thread::sleep(SETTLE);
+    let rss_before = server.rss_kib()?;
+
+    let (report, toggles, written) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| load(duration).run());
+        let toggles = scope.spawn(|| toggle(&server, duration));
+        let writes = scope.spawn(|| write(&server, duration));
+        let report = load
+            .join()
+            .map_err(|_| anyhow::anyhow!("wrk thread panicked"))??;
+        let toggles = toggles
+            .join()
+            .map_err(|_| anyhow::anyhow!("toggle thread panicked"))??;
+        let written = writes
+            .join()
+            .map_err(|_| anyhow::anyhow!("write thread panicked"))??;
+        anyhow::Ok((report, toggles, written))
+    })?;
+
+    std::thread::sleep(SETTLE);
+    let rss_after = server.rss_kib()?;
+
+    let statuses = statuses(&report.script_output)?;
+    let unexpected: Vec<String> = statuses
+        .iter()
+        .filter(|(status, _)| ![200, 404].contains(*status) && **status < 500)
+        .map(|(status, count)| format!("{count} × {status}"))
+        .collect();
+    if !unexpected.is_empty() {
+        bail!(
+            "the load saw statuses other than 200, 404 (while unloaded) and 5xx: {}",
+            unexpected.join(", ")
+        );
+    }
+    Ok(Outcome {
+        report,
+        statuses,
+        toggles,
+        written,
+        rss_cold,
+        rss_before,
+        rss_after,
+    })
+}
+
+/// Unloads and loads the toggled plugin, `TOGGLES` times in all, spread over `duration`;
+/// how many answered 200.
+fn toggle(server: &Server, duration: Duration) -> anyhow::Result<usize> {
+    let client = http_client()?;
+    let pause = duration / TOGGLES as u32;
+    let started = Instant::now();
+    let mut done = 0;
+    for turn in 0..TOGGLES {
+        let action = if turn % 2 == 0 { "unload" } else { "load" };
+        let url = server.url(&format!("/manage/plugins/{TOGGLED}/{action}"));
+        let response = client.post(&url).bearer_auth(TOKEN).send()?;
+        if response.status() != 200 {
+            bail!("POST {url} answered {}", response.status());
+        }
+        done += 1;
+        sleep_until(started + pause * (turn as u32 + 1));
+    }
+    Ok(done)
+}
+
+/// Writes `WRITES` values of one MiB through `files`, spread over `duration`; how many
+/// MiB were accepted.
+fn write(server: &Server, duration: Duration) -> anyhow::Result<usize> {
+    let client = http_client()?;
+    let pause = duration / WRITES as u32;
+    let started = Instant::now();
+    let mut written = 0;
+    for index in 0..WRITES {
+        let value: Vec<u8> = (0..1 << 20).map(|byte| (byte ^ index) as u8).collect();
+        let url = server.url(&format!("/plugins/files/api/files/value-{index:03}"));
+        let response = client
+            .put(&url)
+            .header("content-type", "application/octet-stream")
+            .body(value)
+            .send()?;
+        if !response.status().is_success() {
+            bail!("PUT {url} answered {}", response.status());
+        }
+        written += 1;
+        sleep_until(started + pause * (index as u32 + 1));
+    }
+    Ok(written)
+}
+
+fn sleep_until(deadline: Instant) {
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+}
+
+/// The script's `status <code> <count>` lines, by status.
+fn statuses(lines: &[String]) -> anyhow::Result<BTreeMap<u16, u64>> {
+    let mut statuses = BTreeMap::new();
+    for line in lines {
+        let mut words = line.split_whitespace();
+        let (Some("status"), Some(status), Some(count)) =
+            (words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        statuses.insert(status.parse()?, count.parse()?);
+    }
+    if statuses.is_empty() {
+        bail!("wrk's script reported no statuses");
+    }
+    Ok(statuses)
+}

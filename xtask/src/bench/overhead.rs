@@ -1,0 +1,135 @@
+//! The cost of the stack per request: hello's `GET` through kneedeep (gate, request span,
+//! metrics, request log at info) against the same handler on a bare poem server
+//! (`app/examples/bare_hello.rs`), with the same wrk and the same connections.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::process::{self, Kind, Server};
+use super::wrk::{self, Load, Report};
+use super::{Measure, Row, median, report_table};
+
+/// The route both servers answer.
+const ROUTE: &str = "/plugins/hello/api/hello";
+
+/// Connections wrk keeps open, in both runs.
+const CONNECTIONS: u32 = 32;
+
+/// Measures both servers in alternating rounds and prints the ratios of the medians.
+pub(super) fn run(quick: bool) -> anyhow::Result<()> {
+    wrk::require()?;
+    let release = process::build_stock_and_bare()?;
+
+    let pinning = process::pinning();
+    let server_cpu = pinning.map(|(server, _)| server);
+    let folder = tempfile::tempdir()?;
+    let json_folder = tempfile::tempdir()?;
+    let full = Server::start(
+        &release.join("kneedeep"),
+        Kind::Kneedeep {
+            folder: folder.path(),
+            env: &[],
+        },
+        ROUTE,
+        server_cpu,
+    )?;
+    let json = Server::start(
+        &release.join("kneedeep"),
+        Kind::Kneedeep {
+            folder: json_folder.path(),
+            env: &[("KNEEDEEP_LOG__FORMAT", "\"json\"")],
+        },
+        ROUTE,
+        server_cpu,
+    )?;
+    let bare = Server::start(
+        &release.join("examples/bare_hello"),
+        Kind::Bare,
+        ROUTE,
+        server_cpu,
+    )?;
+
+    let (rounds, seconds) = if quick { (2, 2) } else { (5, 5) };
+    let load = |server: &Server, seconds: u64| {
+        let url = server.url(ROUTE);
+        let report = Load {
+            url: &url,
+            connections: CONNECTIONS,
+            duration: Duration::from_secs(seconds),
+            cpu: pinning.map(|(_, load)| load),
+            script: None,
+        }
+        .run()?;
+        check_clean(&report).with_context(|| format!("load on {url}"))?;
+        anyhow::Ok(report)
+    };
+
+    // A warm-up each, then rounds that alternate, so that a slow patch of the machine
+    // falls on both.
+    load(&bare, 1)?;
+    load(&full, 1)?;
+    load(&json, 1)?;
+    let mut bare_runs = Vec::new();
+    let mut full_runs = Vec::new();
+    let mut json_runs = Vec::new();
+    for _ in 0..rounds {
+        bare_runs.push(load(&bare, seconds)?);
+        full_runs.push(load(&full, seconds)?);
+        json_runs.push(load(&json, seconds)?);
+    }
+
+    let rate = |runs: &[Report]| median(runs.iter().map(|run| run.requests_per_sec));
+    let p99 = |runs: &[Report]| median(runs.iter().map(|run| run.p99.as_secs_f64() * 1e3));
+    let setup = match pinning {
+        Some((server, load)) => format!("server on CPU {server}, wrk on CPU {load}"),
+        None => "unpinned".to_owned(),
+    };
+    report_table(
+        "kneedeep",
+        &[
+            Row {
+                what: format!(
+                    "`GET {ROUTE}`, requests/s, median of {rounds} × {seconds} s \
+                     ({CONNECTIONS} connections, {setup}; request log as text, the \
+                     default; baseline: the handler on bare poem)"
+                ),
+                ours: rate(&full_runs),
+                baseline: Some(rate(&bare_runs)),
+                measure: Measure::RatioAtLeast(0.85),
+            },
+            Row {
+                what: format!("`GET {ROUTE}`, p99 latency ms, median of {rounds}"),
+                ours: p99(&full_runs),
+                baseline: Some(p99(&bare_runs)),
+                measure: Measure::RatioAtMost(1.25),
+            },
+            Row {
+                what: "the same, requests/s, with the request log as JSON".to_owned(),
+                ours: rate(&json_runs),
+                baseline: Some(rate(&bare_runs)),
+                measure: Measure::Info,
+            },
+            Row {
+                what: "the same, p99 latency ms, with the request log as JSON".to_owned(),
+                ours: p99(&json_runs),
+                baseline: Some(p99(&bare_runs)),
+                measure: Measure::Info,
+            },
+        ],
+    );
+    Ok(())
+}
+
+/// A benchmark run is only worth its numbers if every request succeeded.
+pub(super) fn check_clean(report: &Report) -> anyhow::Result<()> {
+    if report.socket_errors > 0 || report.non_success > 0 {
+        bail!(
+            "the load run had {} socket errors and {} responses that were not 2xx or 3xx:\n{}",
+            report.socket_errors,
+            report.non_success,
+            report.text
+        );
+    }
+    Ok(())
+}
