@@ -74,7 +74,7 @@ where
         match self.0 {
             Style::Text => {
                 write_timestamp(&mut writer)?;
-                write!(writer, " {:>5} ", metadata.level())?;
+                writer.write_str(padded_level(metadata.level()))?;
                 if let Some(scope) = context.event_scope() {
                     for span in scope.from_root() {
                         writer.write_str(span.name())?;
@@ -172,7 +172,10 @@ impl<'a> FieldWriter<'a> {
                 Value::Debug(value) => write!(self.out, "{value:?}"),
             },
             Style::Text => match value {
-                Value::Str(text) => write!(self.out, "{name}={text:?}"),
+                Value::Str(text) => {
+                    write!(self.out, "{name}=")?;
+                    write_json_string(self.out, text)
+                }
                 Value::Plain(value) => write!(self.out, "{name}={value}"),
                 Value::Debug(value) => write!(self.out, "{name}={value:?}"),
             },
@@ -230,7 +233,19 @@ impl Visit for FieldWriter<'_> {
     }
 }
 
-/// Writes `text` as a JSON string, quotes included.
+/// A level as the text lines show it: right-aligned in five, a space either side.
+fn padded_level(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::TRACE => " TRACE ",
+        tracing::Level::DEBUG => " DEBUG ",
+        tracing::Level::INFO => "  INFO ",
+        tracing::Level::WARN => "  WARN ",
+        tracing::Level::ERROR => " ERROR ",
+    }
+}
+
+/// Writes `text` as a JSON string, quotes included. Text lines quote strings the same
+/// way: what a reader of either sees is one escaping.
 fn write_json_string(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
     out.write_char('"')?;
     write_json_escaped(out, text)?;
