@@ -25,6 +25,7 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
     let server_cpu = pinning.map(|(server, _)| server);
     let folder = tempfile::tempdir()?;
     let json_folder = tempfile::tempdir()?;
+    let quiet_folder = tempfile::tempdir()?;
     let full = Server::start(
         &release.join("kneedeep"),
         Kind::Kneedeep {
@@ -39,6 +40,15 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
         Kind::Kneedeep {
             folder: json_folder.path(),
             env: &[("KNEEDEEP_LOG__FORMAT", "\"json\"")],
+        },
+        ROUTE,
+        server_cpu,
+    )?;
+    let quiet = Server::start(
+        &release.join("kneedeep"),
+        Kind::Kneedeep {
+            folder: quiet_folder.path(),
+            env: &[("KNEEDEEP_LOG__LEVEL", "\"warn\"")],
         },
         ROUTE,
         server_cpu,
@@ -70,13 +80,16 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
     load(&bare, 1)?;
     load(&full, 1)?;
     load(&json, 1)?;
+    load(&quiet, 1)?;
     let mut bare_runs = Vec::new();
     let mut full_runs = Vec::new();
     let mut json_runs = Vec::new();
+    let mut quiet_runs = Vec::new();
     for _ in 0..rounds {
         bare_runs.push(load(&bare, seconds)?);
         full_runs.push(load(&full, seconds)?);
         json_runs.push(load(&json, seconds)?);
+        quiet_runs.push(load(&quiet, seconds)?);
     }
 
     let rate = |runs: &[Report]| median(runs.iter().map(|run| run.requests_per_sec));
@@ -114,6 +127,13 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
                 what: "the same, p99 latency ms, with the request log as JSON".to_owned(),
                 ours: p99(&json_runs),
                 baseline: Some(p99(&bare_runs)),
+                measure: Measure::Info,
+            },
+            Row {
+                what: "the same, requests/s, without the request log (`log.level = \"warn\"`)"
+                    .to_owned(),
+                ours: rate(&quiet_runs),
+                baseline: Some(rate(&bare_runs)),
                 measure: Measure::Info,
             },
         ],
