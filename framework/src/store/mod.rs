@@ -627,6 +627,11 @@ struct ChunkBuffer {
 impl ChunkBuffer {
     fn new() -> Self {
         ChunkBuffer {
+            // FIXME(memory after large puts): a fresh 1 MiB buffer per chunk makes glibc
+            // raise its mmap threshold and keep the freed buffers in per-thread arenas, so
+            // resident memory stays about 5 MiB up after a burst of large puts (`cargo
+            // xtask bench --only faults`). Reusing the buffers, or writing pieces as they
+            // come on SQLite, would avoid it.
             partial: BytesMut::with_capacity(CHUNK_SIZE),
             whole: None,
         }
