@@ -13,7 +13,7 @@ use super::{Measure, Row, median, report_table};
 /// The route both servers answer.
 const ROUTE: &str = "/plugins/hello/api/hello";
 
-/// Connections wrk keeps open, in both runs.
+/// Connections wrk keeps open, in every run of this section and of the scale section.
 const CONNECTIONS: u32 = 32;
 
 /// Measures both servers in alternating rounds and prints the ratios of the medians.
@@ -23,36 +23,21 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
 
     let pinning = process::pinning();
     let server_cpu = pinning.map(|(server, _)| server);
-    let folder = tempfile::tempdir()?;
-    let json_folder = tempfile::tempdir()?;
-    let quiet_folder = tempfile::tempdir()?;
-    let full = Server::start(
-        &release.join("kneedeep"),
-        Kind::Kneedeep {
+    let (text_folder, json_folder, quiet_folder) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let kneedeep = |folder: &tempfile::TempDir, env| {
+        let kind = Kind::Kneedeep {
             folder: folder.path(),
-            env: &[],
-        },
-        ROUTE,
-        server_cpu,
-    )?;
-    let json = Server::start(
-        &release.join("kneedeep"),
-        Kind::Kneedeep {
-            folder: json_folder.path(),
-            env: &[("KNEEDEEP_LOG__FORMAT", "\"json\"")],
-        },
-        ROUTE,
-        server_cpu,
-    )?;
-    let quiet = Server::start(
-        &release.join("kneedeep"),
-        Kind::Kneedeep {
-            folder: quiet_folder.path(),
-            env: &[("KNEEDEEP_LOG__LEVEL", "\"warn\"")],
-        },
-        ROUTE,
-        server_cpu,
-    )?;
+            env,
+        };
+        Server::start(&release.join("kneedeep"), kind, ROUTE, server_cpu)
+    };
+    let full = kneedeep(&text_folder, &[])?;
+    let json = kneedeep(&json_folder, &[("KNEEDEEP_LOG__FORMAT", "\"json\"")])?;
+    let quiet = kneedeep(&quiet_folder, &[("KNEEDEEP_LOG__LEVEL", "\"warn\"")])?;
     let bare = Server::start(
         &release.join("examples/bare_hello"),
         Kind::Bare,
@@ -61,36 +46,13 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
     )?;
 
     let (rounds, seconds) = if quick { (2, 2) } else { (5, 5) };
-    let load = |server: &Server, seconds: u64| {
-        let url = server.url(ROUTE);
-        let report = Load {
-            url: &url,
-            connections: CONNECTIONS,
-            duration: Duration::from_secs(seconds),
-            cpu: pinning.map(|(_, load)| load),
-            script: None,
-        }
-        .run()?;
-        check_clean(&report).with_context(|| format!("load on {url}"))?;
-        anyhow::Ok(report)
-    };
-
-    // A warm-up each, then rounds that alternate, so that a slow patch of the machine
-    // falls on both.
-    load(&bare, 1)?;
-    load(&full, 1)?;
-    load(&json, 1)?;
-    load(&quiet, 1)?;
-    let mut bare_runs = Vec::new();
-    let mut full_runs = Vec::new();
-    let mut json_runs = Vec::new();
-    let mut quiet_runs = Vec::new();
-    for _ in 0..rounds {
-        bare_runs.push(load(&bare, seconds)?);
-        full_runs.push(load(&full, seconds)?);
-        json_runs.push(load(&json, seconds)?);
-        quiet_runs.push(load(&quiet, seconds)?);
-    }
+    let [bare_runs, full_runs, json_runs, quiet_runs] = alternate(
+        [&bare, &full, &json, &quiet],
+        ROUTE,
+        rounds,
+        seconds,
+        pinning,
+    )?;
 
     let rate = |runs: &[Report]| median(runs.iter().map(|run| run.requests_per_sec));
     let p99 = |runs: &[Report]| median(runs.iter().map(|run| run.p99.as_secs_f64() * 1e3));
@@ -139,6 +101,42 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
         ],
     );
     Ok(())
+}
+
+/// Loads each server's `route` for a second, then for `seconds` in each of `rounds`
+/// rounds that take the servers in turn, so that a slow patch of the machine falls on
+/// all of them; each server's runs.
+pub(super) fn alternate<const N: usize>(
+    servers: [&Server; N],
+    route: &str,
+    rounds: usize,
+    seconds: u64,
+    pinning: Option<(usize, usize)>,
+) -> anyhow::Result<[Vec<Report>; N]> {
+    let load = |server: &Server, seconds: u64| {
+        let url = server.url(route);
+        let report = Load {
+            url: &url,
+            connections: CONNECTIONS,
+            duration: Duration::from_secs(seconds),
+            cpu: pinning.map(|(_, load)| load),
+            script: None,
+        }
+        .run()?;
+        check_clean(&report).with_context(|| format!("load on {url}"))?;
+        anyhow::Ok(report)
+    };
+
+    for server in servers {
+        load(server, 1)?;
+    }
+    let mut runs = [(); N].map(|()| Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        for (server, runs) in servers.iter().zip(&mut runs) {
+            runs.push(load(server, seconds)?);
+        }
+    }
+    Ok(runs)
 }
 
 /// A benchmark run is only worth its numbers if every request succeeded.

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use super::overhead::check_clean;
+use super::overhead::alternate;
 use super::process::{self, Kind, Server};
-use super::wrk::{self, Load, Report};
+use super::wrk::{self, Report};
 use super::{Measure, Row, bench_plugin, build_with_plugins, http_client, median, report_table};
 
 /// The plugin both builds have, and the route measured on it.
@@ -50,27 +50,8 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
     let one_rss = idle(&one_server)?;
     let many_rss = idle(&many_server)?;
 
-    let load = |server: &Server, seconds: u64| {
-        let url = server.url(ROUTE);
-        let report = Load {
-            url: &url,
-            connections: 32,
-            duration: Duration::from_secs(seconds),
-            cpu: pinning.map(|(_, load)| load),
-            script: None,
-        }
-        .run()?;
-        check_clean(&report).with_context(|| format!("load on {url}"))?;
-        anyhow::Ok(report)
-    };
-    load(&one_server, 1)?;
-    load(&many_server, 1)?;
-    let mut one_runs = Vec::new();
-    let mut many_runs = Vec::new();
-    for _ in 0..rounds {
-        one_runs.push(load(&one_server, seconds)?);
-        many_runs.push(load(&many_server, seconds)?);
-    }
+    let [one_runs, many_runs] =
+        alternate([&one_server, &many_server], ROUTE, rounds, seconds, pinning)?;
     let rate = |runs: &[Report]| median(runs.iter().map(|run| run.requests_per_sec));
 
     let copies = swagger_copies(&workspace.join(SWAGGER_BUNDLE), &many)?;
