@@ -185,8 +185,8 @@ async fn every_event_of_a_plugin_request_carries_the_plugin_and_each_request_one
     let served = served[0];
     assert_eq!(served["level"], "INFO");
     assert_eq!(served["span"]["plugin"], "notes");
-    assert_eq!(served["span"]["method"], "POST");
-    assert_eq!(served["span"]["path"], "/plugins/notes/api/notes");
+    assert_eq!(served["fields"]["method"], "POST");
+    assert_eq!(served["fields"]["path"], "/plugins/notes/api/notes");
     assert_eq!(served["fields"]["status"], 201);
     assert!(served["fields"]["latency_us"].is_u64(), "{served}");
 }

@@ -47,7 +47,6 @@ impl AllowedMethods {
         AllowedMethods { routes }
     }
 
-    /// The methods of the path template that `path` matches.
     /// Adds `Allow` to a 405 answer for `path`; other answers pass unchanged.
     pub(crate) fn add_allow_header(&self, path: &str, mut response: Response) -> Response {
         if response.status() != StatusCode::METHOD_NOT_ALLOWED {
@@ -62,6 +61,7 @@ impl AllowedMethods {
         response
     }
 
+    /// The methods of the path template that `path` matches.
     fn for_path(&self, path: &str) -> Option<&str> {
         let requested: Vec<&str> = path.trim_matches('/').split('/').collect();
         self.routes.iter().find_map(|(template, methods)| {

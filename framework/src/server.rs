@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use poem::endpoint::{BoxEndpoint, DynEndpoint};
-use poem::http::{Method, StatusCode, header};
+use poem::http::{HeaderName, Method, StatusCode, Uri, header};
 use poem::{Endpoint, EndpointExt, Request, Response, Route, get, handler};
 use serde_json::json;
-use tracing::{Instrument, Span};
 
 use crate::allow::{AllowedMethods, WithAllow};
 use crate::embedded::EmbeddedFiles;
 use crate::limit::{self, JsonBodyLimit};
+use crate::logging::{RequestSpan, Served};
 use crate::manager::api::ManageApi;
 use crate::manager::auth::RequireToken;
 use crate::manager::{ManagedPlugin, Manager};
@@ -165,6 +165,7 @@ fn plugin_routes(route: Route, plugin: Arc<ManagedPlugin>, max_json_body_bytes: 
     let name = plugin.name();
     let gate = Arc::new(Gate {
         metrics: HttpMetrics::new(name),
+        span: RequestSpan::new(name),
         plugin: plugin.clone(),
     });
     let prefix = format!("/plugins/{name}");
@@ -174,6 +175,7 @@ fn plugin_routes(route: Route, plugin: Arc<ManagedPlugin>, max_json_body_bytes: 
         let spec_url = format!("{prefix}/openapi.json");
         let document = serde_json::from_str(&api.spec).unwrap_or_else(|_| json!({}));
         let endpoint = GatedApi {
+            prefix: api_prefix(name),
             gate: gate.clone(),
             service: api.endpoint.clone(),
             allowed: AllowedMethods::from_document(&document),
@@ -197,23 +199,28 @@ fn plugin_routes(route: Route, plugin: Arc<ManagedPlugin>, max_json_body_bytes: 
     route
 }
 
-/// What every route of one plugin checks and records: whether the plugin is loaded, and
-/// its HTTP metrics.
+/// What every route of one plugin checks and records: whether the plugin is loaded, its
+/// HTTP metrics, and the span its requests run in.
 struct Gate {
     plugin: Arc<ManagedPlugin>,
     metrics: HttpMetrics,
+    span: RequestSpan,
 }
 
-/// A request the gate let through: its span, and what its log line and metrics need.
+/// A request the gate let through: what its log line and metrics need.
 struct Admitted {
-    span: Span,
     method: Method,
+    /// The path as the client sent it; cloning a URI shares its bytes.
+    uri: Uri,
     id: u64,
     started: Instant,
 }
 
-/// Numbers requests for their span and their `x-request-id` header.
+/// Numbers requests for their log lines and their `x-request-id` header.
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The response header that carries the request's number.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Gate {
     fn around<E>(self: &Arc<Self>, inner: E) -> Gated<E> {
@@ -223,30 +230,17 @@ impl Gate {
         }
     }
 
-    /// Lets a request in while the plugin is loaded, under a span that names the plugin;
-    /// `None` while it is not, to be answered with [`Gate::refusal`].
+    /// Lets a request in while the plugin is loaded, and numbers it; `None` while it is
+    /// not, to be answered with [`Gate::refusal`].
     fn admit(&self, request: &Request) -> Option<Admitted> {
         if !self.plugin.is_loaded() {
             return None;
         }
 
-        // FIXME(request log cost): this span and the `served` line cost about a fifth of a
-        // trivial request on one core (`cargo xtask bench --only overhead`: 0.75 of bare
-        // poem with them, 0.94 without), mostly tracing-subscriber's registry and the
-        // line itself; the target is 0.85.
-        let method = request.method().clone();
-        let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::info_span!(
-            "request",
-            plugin = self.plugin.name(),
-            id,
-            method = method.as_str(),
-            path = request.original_uri().path(),
-        );
         Some(Admitted {
-            span,
-            method,
-            id,
+            method: request.method().clone(),
+            uri: request.original_uri().clone(),
+            id: NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed),
             started: Instant::now(),
         })
     }
@@ -259,7 +253,8 @@ impl Gate {
         )
     }
 
-    /// Records the request's metrics and its log line, and numbers the response.
+    /// Records the request's metrics and its log line, and numbers the response. Called
+    /// inside [`RequestSpan::run`].
     fn finish(&self, admitted: Admitted, result: poem::Result<Response>) -> Response {
         let mut response = match result {
             Ok(response) => response,
@@ -270,16 +265,16 @@ impl Gate {
         let elapsed = admitted.started.elapsed();
         let status = response.status();
         self.metrics.record(&admitted.method, status, elapsed);
-        admitted.span.in_scope(|| {
-            tracing::info!(
-                status = status.as_u16(),
-                latency_us = elapsed.as_micros() as u64,
-                "served"
-            )
+        self.span.served(&Served {
+            id: admitted.id,
+            method: admitted.method.as_str(),
+            path: admitted.uri.path(),
+            status: status.as_u16(),
+            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         });
         response
             .headers_mut()
-            .insert("x-request-id", header::HeaderValue::from(admitted.id));
+            .insert(REQUEST_ID, header::HeaderValue::from(admitted.id));
         response
     }
 }
@@ -297,12 +292,12 @@ impl<E: Endpoint<Output = Response>> Endpoint for Gated<E> {
         let Some(admitted) = self.gate.admit(&request) else {
             return Ok(self.gate.refusal());
         };
-        let result = self
-            .inner
-            .call(request)
-            .instrument(admitted.span.clone())
-            .await;
-        Ok(self.gate.finish(admitted, result))
+        let id = admitted.id;
+        let served = async move {
+            let result = self.inner.call(request).await;
+            self.gate.finish(admitted, result)
+        };
+        Ok(self.gate.span.run(id, served).await)
     }
 }
 
@@ -314,6 +309,8 @@ impl<E: Endpoint<Output = Response>> Endpoint for Gated<E> {
 /// hold its own copy of the request, and the future that poem boxes per request would
 /// grow by kilobytes, which measurably costs throughput.
 struct GatedApi {
+    /// Where the API is nested: `/plugins/<name>/api`.
+    prefix: String,
     gate: Arc<Gate>,
     service: Arc<BoxEndpoint<'static>>,
     allowed: AllowedMethods,
@@ -323,32 +320,37 @@ struct GatedApi {
 impl Endpoint for GatedApi {
     type Output = Response;
 
-    async fn call(&self, mut request: Request) -> poem::Result<Response> {
+    async fn call(&self, request: Request) -> poem::Result<Response> {
         let Some(admitted) = self.gate.admit(&request) else {
             return Ok(self.gate.refusal());
         };
+        let id = admitted.id;
+        Ok(self.gate.span.run(id, self.serve(request, admitted)).await)
+    }
+}
+
+impl GatedApi {
+    /// Serves an admitted request, inside [`RequestSpan::run`].
+    async fn serve(&self, mut request: Request, admitted: Admitted) -> Response {
         if limit::is_json(&request) {
             let read = limit::read_json_body(&mut request, self.max_json_body_bytes);
             if let Err(refused) = Box::pin(read).await {
-                return Ok(self.gate.finish(admitted, Ok(refused)));
+                return self.gate.finish(admitted, Ok(refused));
             }
         }
-        // Kept for a 405 only; cloning a URI shares its bytes.
-        let uri = request.uri().clone();
-
         let service: &dyn DynEndpoint<Output = Response> = &**self.service;
-        let result = match service
-            .call(request)
-            .instrument(admitted.span.clone())
-            .await
-        {
+        let result = match service.call(request).await {
             Err(error) if error.status() == StatusCode::METHOD_NOT_ALLOWED => {
                 Ok(error_response(StatusCode::METHOD_NOT_ALLOWED, &error))
             }
             other => other,
         }
-        .map(|response| self.allowed.add_allow_header(uri.path(), response));
-        Ok(self.gate.finish(admitted, result))
+        .map(|response| {
+            let path = admitted.uri.path();
+            let in_api = path.strip_prefix(self.prefix.as_str()).unwrap_or(path);
+            self.allowed.add_allow_header(in_api, response)
+        });
+        self.gate.finish(admitted, result)
     }
 }
 

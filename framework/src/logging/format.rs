@@ -10,17 +10,22 @@
 //! Text: `2026-12-04T10:10:20.865817Z  INFO request{plugin="hello" id=7}: kneedeep::server: served status=200`
 //!
 //! JSON: `{"timestamp":"…","level":"INFO","fields":{"message":"served","status":200},"target":"kneedeep::server","span":{"plugin":"hello","id":7,"name":"request"}}`
+//!
+//! A plugin's request span shows the id of the request being served beside its fields
+//! (see [`super::request`]).
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber, span};
+use tracing::{Event, Metadata, Subscriber, span};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
+
+use super::request::{self, SERVED_TARGET, Served};
 
 /// Text lines or JSON lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,14 +82,14 @@ where
                 writer.write_str(padded_level(metadata.level()))?;
                 if let Some(scope) = context.event_scope() {
                     for span in scope.from_root() {
-                        writer.write_str(span.name())?;
                         let extensions = span.extensions();
-                        if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                            && !fields.is_empty()
-                        {
-                            write!(writer, "{{{}}}", fields.fields)?;
-                        }
-                        writer.write_char(':')?;
+                        let fields = extensions.get::<FormattedFields<N>>();
+                        write_text_span(
+                            &mut writer,
+                            span.name(),
+                            fields.map_or("", |fields| &fields.fields),
+                            request_id(span.metadata()),
+                        )?;
                     }
                     writer.write_char(' ')?;
                 }
@@ -103,22 +108,148 @@ where
                 writer.write_str(r#"},"target":"#)?;
                 write_json_string(&mut writer, metadata.target())?;
                 if let Some(span) = context.lookup_current() {
-                    writer.write_str(r#","span":{"#)?;
                     let extensions = span.extensions();
-                    if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                        && !fields.is_empty()
-                    {
-                        write!(writer, "{},", fields.fields)?;
-                    }
-                    writer.write_str(r#""name":"#)?;
-                    write_json_string(&mut writer, span.name())?;
-                    writer.write_char('}')?;
+                    let fields = extensions.get::<FormattedFields<N>>();
+                    write_json_span(
+                        &mut writer,
+                        span.name(),
+                        fields.map_or("", |fields| &fields.fields),
+                        request_id(span.metadata()),
+                    )?;
                 }
                 writer.write_char('}')?;
             }
         }
         writeln!(writer)
     }
+}
+
+/// The number of the request being served, for the span its lines show it in.
+fn request_id(span: &Metadata<'_>) -> Option<u64> {
+    request::is_request_span(span)
+        .then(request::current_request)
+        .flatten()
+}
+
+/// A span of a text line, `name{fields id=<request>}:`, where `fields` were rendered when
+/// it opened.
+fn write_text_span(
+    out: &mut dyn fmt::Write,
+    name: &str,
+    fields: &str,
+    request: Option<u64>,
+) -> fmt::Result {
+    out.write_str(name)?;
+    if fields.is_empty() && request.is_none() {
+        return out.write_char(':');
+    }
+    out.write_char('{')?;
+    out.write_str(fields)?;
+    if let Some(id) = request {
+        out.write_str(if fields.is_empty() { "id=" } else { " id=" })?;
+        out.write_str(itoa::Buffer::new().format(id))?;
+    }
+    out.write_str("}:")
+}
+
+/// The `span` member of a JSON line, `,"span":{fields,"id":<request>,"name":name}`,
+/// where `fields` were rendered when it opened.
+fn write_json_span(
+    out: &mut dyn fmt::Write,
+    name: &str,
+    fields: &str,
+    request: Option<u64>,
+) -> fmt::Result {
+    out.write_str(r#","span":{"#)?;
+    if !fields.is_empty() {
+        out.write_str(fields)?;
+        out.write_char(',')?;
+    }
+    if let Some(id) = request {
+        out.write_str(r#""id":"#)?;
+        out.write_str(itoa::Buffer::new().format(id))?;
+        out.write_char(',')?;
+    }
+    out.write_str(r#""name":"#)?;
+    write_json_string(out, name)?;
+    out.write_char('}')
+}
+
+/// A request's `served` line, as [`Lines`] writes the event it stands for: at `info`,
+/// from `kneedeep::server`, inside the plugin's request span, whose fields `span_fields`
+/// are (from [`plugin_span_fields`]). Written piece by piece rather than through
+/// [`FieldWriter`], because it is on every request's path.
+pub(super) fn served_line(
+    out: &mut String,
+    style: Style,
+    span_fields: &str,
+    served: &Served<'_>,
+) -> fmt::Result {
+    let mut number = itoa::Buffer::new();
+    match style {
+        Style::Text => {
+            write_timestamp(out)?;
+            out.push_str("  INFO request{");
+            out.push_str(span_fields);
+            out.push_str(" id=");
+            out.push_str(number.format(served.id));
+            out.push_str("}: ");
+            out.push_str(SERVED_TARGET);
+            out.push_str(": served method=");
+            push_json_string(out, served.method);
+            out.push_str(" path=");
+            push_json_string(out, served.path);
+            out.push_str(" status=");
+            out.push_str(number.format(served.status));
+            out.push_str(" latency_us=");
+            out.push_str(number.format(served.latency_us));
+        }
+        Style::Json => {
+            out.push_str(r#"{"timestamp":""#);
+            write_timestamp(out)?;
+            out.push_str(r#"","level":"INFO","fields":{"message":"served","method":"#);
+            push_json_string(out, served.method);
+            out.push_str(r#","path":"#);
+            push_json_string(out, served.path);
+            out.push_str(r#","status":"#);
+            out.push_str(number.format(served.status));
+            out.push_str(r#","latency_us":"#);
+            out.push_str(number.format(served.latency_us));
+            out.push_str(r#"},"target":""#);
+            out.push_str(SERVED_TARGET);
+            out.push_str(r#"","span":{"#);
+            out.push_str(span_fields);
+            out.push_str(r#","id":"#);
+            out.push_str(number.format(served.id));
+            out.push_str(r#","name":"request"}}"#);
+        }
+    }
+    out.push('\n');
+    Ok(())
+}
+
+/// [`write_json_string`] to a string, with the common case of nothing to escape copied
+/// whole.
+fn push_json_string(out: &mut String, text: &str) {
+    if text
+        .bytes()
+        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    {
+        // Writing to a string does not fail.
+        let _ = write_json_string(out, text);
+        return;
+    }
+    out.push('"');
+    out.push_str(text);
+    out.push('"');
+}
+
+/// The fields of a plugin's request span, `plugin=<name>`, as [`SpanFields`] renders them.
+pub(super) fn plugin_span_fields(style: Style, plugin: &str) -> String {
+    let mut fields = String::new();
+    // Writing to a string does not fail.
+    let _ = FieldWriter::new(style, &mut fields, true).try_write("plugin", Value::Str(plugin));
+    fields
 }
 
 /// Writes fields one after the other in a style: `message` bare and the others as
@@ -131,10 +262,14 @@ struct FieldWriter<'a> {
 }
 
 /// A field's value, by how it is written.
+#[derive(Clone, Copy)]
 enum Value<'a> {
     /// A string: quoted in both styles.
     Str(&'a str),
-    /// A number or a boolean: written as it displays, in both styles.
+    /// An integer: written as it displays, in both styles.
+    Unsigned(u64),
+    Signed(i64),
+    /// A float or a boolean: written as it displays, in both styles.
     Plain(&'a dyn fmt::Display),
     /// Anything else: its `Debug`, which JSON then quotes.
     Debug(&'a dyn fmt::Debug),
@@ -165,33 +300,31 @@ impl<'a> FieldWriter<'a> {
             self.out.write_str(separator)?;
         }
 
-        match self.style {
-            Style::Text if name == "message" => match value {
-                Value::Str(text) => self.out.write_str(text),
-                Value::Plain(value) => write!(self.out, "{value}"),
-                Value::Debug(value) => write!(self.out, "{value:?}"),
-            },
-            Style::Text => match value {
-                Value::Str(text) => {
-                    write!(self.out, "{name}=")?;
-                    write_json_string(self.out, text)
-                }
-                Value::Plain(value) => write!(self.out, "{name}={value}"),
-                Value::Debug(value) => write!(self.out, "{name}={value:?}"),
-            },
+        let bare = match self.style {
+            Style::Text if name == "message" => true,
+            Style::Text => {
+                self.out.write_str(name)?;
+                self.out.write_char('=')?;
+                false
+            }
             Style::Json => {
                 write_json_string(self.out, name)?;
                 self.out.write_char(':')?;
-                match value {
-                    Value::Str(text) => write_json_string(self.out, text),
-                    Value::Plain(value) => write!(self.out, "{value}"),
-                    Value::Debug(value) => {
-                        self.out.write_char('"')?;
-                        write!(JsonEscaped(&mut *self.out), "{value:?}")?;
-                        self.out.write_char('"')
-                    }
-                }
+                false
             }
+        };
+        match value {
+            Value::Str(text) if bare => self.out.write_str(text),
+            Value::Str(text) => write_json_string(self.out, text),
+            Value::Unsigned(number) => self.out.write_str(itoa::Buffer::new().format(number)),
+            Value::Signed(number) => self.out.write_str(itoa::Buffer::new().format(number)),
+            Value::Plain(value) => write!(self.out, "{value}"),
+            Value::Debug(value) if self.style == Style::Json => {
+                self.out.write_char('"')?;
+                write!(JsonEscaped(&mut *self.out), "{value:?}")?;
+                self.out.write_char('"')
+            }
+            Value::Debug(value) => write!(self.out, "{value:?}"),
         }
     }
 }
@@ -202,11 +335,11 @@ impl Visit for FieldWriter<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write(field, Value::Plain(&value));
+        self.write(field, Value::Unsigned(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.write(field, Value::Plain(&value));
+        self.write(field, Value::Signed(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -261,26 +394,27 @@ impl fmt::Write for JsonEscaped<'_> {
     }
 }
 
-/// Writes `text` escaped for the inside of a JSON string.
+/// Writes `text` escaped for the inside of a JSON string. What needs escaping is ASCII,
+/// so the bytes are scanned, and a string with nothing to escape is written whole.
 fn write_json_escaped(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
     let mut plain_from = 0;
-    for (index, c) in text.char_indices() {
-        let escaped = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if u32::from(c) < 0x20 => "",
+    for (index, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
             _ => continue,
         };
         out.write_str(&text[plain_from..index])?;
         if escaped.is_empty() {
-            write!(out, "\\u{:04x}", u32::from(c))?;
+            write!(out, "\\u{byte:04x}")?;
         } else {
             out.write_str(escaped)?;
         }
-        plain_from = index + c.len_utf8();
+        plain_from = index + 1;
     }
     out.write_str(&text[plain_from..])
 }
@@ -291,7 +425,7 @@ thread_local! {
 }
 
 /// Writes the time now as RFC 3339 in UTC with microseconds: `2026-12-04T10:10:20.865817Z`.
-fn write_timestamp(out: &mut dyn fmt::Write) -> fmt::Result {
+fn write_timestamp(out: &mut impl fmt::Write) -> fmt::Result {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -302,8 +436,20 @@ fn write_timestamp(out: &mut dyn fmt::Write) -> fmt::Result {
             render_second(text, seconds)?;
             *rendered = seconds;
         }
-        write!(out, "{text}.{:06}Z", now.subsec_micros())
+        out.write_str(text)?;
+        write_fraction(out, now.subsec_micros())
     })
+}
+
+/// Writes `.ffffffZ`: the microseconds of a second, as the timestamp ends.
+fn write_fraction(out: &mut dyn fmt::Write, micros: u32) -> fmt::Result {
+    let mut digits = *b".000000Z";
+    let mut rest = micros;
+    for digit in digits[1..7].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix time in seconds.

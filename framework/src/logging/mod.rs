@@ -4,12 +4,17 @@
 //! directive naming a plugin (`info,notes=debug`) applies to everything inside them.
 //!
 //! Lines go to stdout in batches, from a background thread ([`writer`]); how a line
-//! reads is in [`format`]. Both are the framework's own because the request log is on
-//! every request's path, where tracing-subscriber's formats and tracing-appender's
-//! queue cost more than the rest of the framework's work per request.
+//! reads is in [`format`]; the span requests run in and their `served` lines are in
+//! [`request`]. All three are the framework's own because the request log is on every
+//! request's path, where tracing-subscriber's formats, a span per request and
+//! tracing-appender's queue cost more than the rest of the framework's work per request.
 
 mod format;
+mod request;
 mod writer;
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +22,12 @@ use self::format::{Lines, SpanFields, Style};
 use self::writer::{BatchWriter, BatchWriterGuard};
 
 use crate::config::{ConfigError, LogConfig, LogFormat};
+
+pub(crate) use self::request::{RequestSpan, Served};
+
+/// The writer and style of the subscriber [`init`] installed, for lines the framework
+/// writes without an event.
+static DIRECT: OnceLock<(BatchWriter, Style)> = OnceLock::new();
 
 /// Checks `[log] level` without installing anything.
 pub(crate) fn check(config: &LogConfig, plugins: &[&str]) -> Result<(), ConfigError> {
@@ -34,13 +45,36 @@ pub(crate) fn init(config: &LogConfig, plugins: &[&str]) -> Result<BatchWriterGu
     let (writer, guard) = BatchWriter::start(std::io::stdout());
 
     // A second init (as in tests that start the server twice) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
+    let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(writer.clone())
         .fmt_fields(SpanFields(style))
         .event_format(Lines(style))
         .try_init();
+    if installed.is_ok() {
+        let _ = DIRECT.set((writer, style));
+    }
     Ok(guard)
+}
+
+/// Writes one line that `render` makes, in the installed subscriber's style, straight to
+/// its writer; `false`, writing nothing, when [`init`] installed none.
+fn write_direct(render: impl FnOnce(Style, &mut String) -> std::fmt::Result) -> bool {
+    thread_local! {
+        /// The line being rendered; its capacity is kept from line to line.
+        static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+
+    let Some((writer, style)) = DIRECT.get() else {
+        return false;
+    };
+    LINE.with_borrow_mut(|line| {
+        line.clear();
+        if render(*style, line).is_ok() {
+            writer.append(line.as_bytes());
+        }
+    });
+    true
 }
 
 fn filter(config: &LogConfig, plugins: &[&str]) -> Result<EnvFilter, ConfigError> {

@@ -24,8 +24,11 @@ const BATCH_DELAY: Duration = Duration::from_millis(5);
 /// Bytes waiting past which the logging thread writes them out itself.
 const MAX_BUFFERED: usize = 4 << 20;
 
-/// Capacity the buffers keep between batches; more is given back.
-const KEPT_CAPACITY: usize = 64 << 10;
+/// Capacity the buffers keep between batches; more is given back. It holds a busy
+/// batch (5 ms of 100,000 lines a second is about 85 KiB) many times over: a buffer that
+/// grew and shrank every batch cost a reallocation, and past glibc's mmap threshold an
+/// mmap, page faults and a munmap, about a twentieth of a trivial request's time.
+const KEPT_CAPACITY: usize = 1 << 20;
 
 /// The handle the subscriber writes through; cheap to clone.
 #[derive(Clone)]
@@ -84,7 +87,8 @@ impl BatchWriter {
         (BatchWriter { shared }, guard)
     }
 
-    fn append(&self, line: &[u8]) {
+    /// Queues whole lines.
+    pub(super) fn append(&self, line: &[u8]) {
         let mut pending = self.shared.pending();
         let was_empty = pending.lines.is_empty();
         pending.lines.extend_from_slice(line);
