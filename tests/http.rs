@@ -318,6 +318,22 @@ async fn unknown_routes_answer_404_with_a_json_error() {
 }
 
 #[tokio::test]
+async fn a_method_a_path_does_not_take_is_a_405_that_says_which_it_takes() {
+    let server = Kneedeep::start("");
+
+    for (path, allowed) in [
+        ("/plugins/notes/api/notes", "GET, POST"),
+        ("/plugins/notes/api/notes/some-id", "GET, PUT, DELETE"),
+    ] {
+        let response = client().patch(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(response.headers()["allow"], allowed, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn a_malformed_request_is_a_400_with_a_json_error() {
     let server = Kneedeep::start("");
 
