@@ -616,64 +616,67 @@ struct Upload {
     file: Option<StagedFile>,
 }
 
-/// The chunk a put is gathering. Pieces are copied into it, except that a piece holding a
-/// whole chunk at a chunk boundary is kept as it is (the common case of a stream of
-/// chunk-sized pieces costs no copy).
+/// The chunk a put is gathering. The first piece of a chunk is kept as it came, so a
+/// value that arrives in one piece, or a stream of chunk-sized pieces, costs no copy;
+/// only pieces that have to be joined are copied, into one buffer that the put reuses
+/// from chunk to chunk: it is reserved only when a chunk is joined, after the previous
+/// chunk was written and dropped, so the reservation takes the previous chunk's
+/// allocation back instead of making a new one.
 struct ChunkBuffer {
-    partial: BytesMut,
-    whole: Option<Bytes>,
+    /// The chunk's first piece, while it is the only one.
+    first: Option<Bytes>,
+    /// The chunk's pieces, copied together.
+    joined: BytesMut,
 }
 
 impl ChunkBuffer {
     fn new() -> Self {
         ChunkBuffer {
-            // FIXME(memory after large puts): a fresh 1 MiB buffer per chunk makes glibc
-            // raise its mmap threshold and keep the freed buffers in per-thread arenas, so
-            // resident memory stays about 5 MiB up after a burst of large puts (`cargo
-            // xtask bench --only faults`). Reusing the buffers, or writing pieces as they
-            // come on SQLite, would avoid it.
-            partial: BytesMut::with_capacity(CHUNK_SIZE),
-            whole: None,
+            first: None,
+            joined: BytesMut::new(),
+        }
+    }
+
+    fn contents(&self) -> &[u8] {
+        match &self.first {
+            Some(first) => first,
+            None => &self.joined,
         }
     }
 
     fn is_full(&self) -> bool {
-        self.whole.is_some() || self.partial.len() == CHUNK_SIZE
+        self.contents().len() == CHUNK_SIZE
     }
 
     fn is_empty(&self) -> bool {
-        self.whole.is_none() && self.partial.is_empty()
-    }
-
-    fn contents(&self) -> &[u8] {
-        match &self.whole {
-            Some(whole) => whole,
-            None => &self.partial,
-        }
+        self.contents().is_empty()
     }
 
     /// Takes what it can of `piece` from `start` on, up to a full chunk; returns how many
     /// bytes it took.
     fn fill(&mut self, piece: &Bytes, start: usize) -> usize {
         let available = piece.len() - start;
-        if self.is_empty() && available >= CHUNK_SIZE {
-            self.whole = Some(piece.slice(start..start + CHUNK_SIZE));
-            return CHUNK_SIZE;
+        if self.is_empty() {
+            let take = available.min(CHUNK_SIZE);
+            self.first = Some(piece.slice(start..start + take));
+            return take;
         }
 
-        let take = (CHUNK_SIZE - self.partial.len()).min(available);
-        self.partial.extend_from_slice(&piece[start..start + take]);
+        if let Some(first) = self.first.take() {
+            self.joined.reserve(CHUNK_SIZE);
+            self.joined.extend_from_slice(&first);
+        }
+        let take = (CHUNK_SIZE - self.joined.len()).min(available);
+        self.joined.extend_from_slice(&piece[start..start + take]);
         take
     }
 
     /// Empties it, returning the chunk it held.
     fn take(&mut self) -> Bytes {
-        if let Some(whole) = self.whole.take() {
-            return whole;
+        match self.first.take() {
+            Some(first) => first,
+            None => self.joined.split().freeze(),
         }
-        let chunk = self.partial.split().freeze();
-        self.partial.reserve(CHUNK_SIZE);
-        chunk
     }
 }
 
@@ -746,6 +749,71 @@ pub(crate) fn from_unix_ms(ms: i64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds `pieces` through a chunk buffer as `put_stream` does; the chunks it made.
+    fn chunks_of(pieces: &[Bytes]) -> Vec<Bytes> {
+        let mut buffer = ChunkBuffer::new();
+        let mut chunks = Vec::new();
+        for piece in pieces {
+            let mut start = 0;
+            while start < piece.len() {
+                if buffer.is_full() {
+                    chunks.push(buffer.take());
+                }
+                start += buffer.fill(piece, start);
+            }
+        }
+        if !buffer.is_empty() {
+            chunks.push(buffer.take());
+        }
+        chunks
+    }
+
+    #[test]
+    fn pieces_of_any_size_make_whole_chunks() {
+        let value: Vec<u8> = (0..3 * CHUNK_SIZE + 123).map(|i| (i % 251) as u8).collect();
+        for piece_size in [1000, 64 << 10, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1] {
+            let pieces: Vec<Bytes> = value
+                .chunks(piece_size)
+                .map(Bytes::copy_from_slice)
+                .collect();
+            let chunks = chunks_of(&pieces);
+
+            let sizes: Vec<usize> = chunks.iter().map(Bytes::len).collect();
+            assert_eq!(
+                sizes,
+                [CHUNK_SIZE, CHUNK_SIZE, CHUNK_SIZE, 123],
+                "pieces of {piece_size}"
+            );
+            assert_eq!(chunks.concat(), value, "pieces of {piece_size}");
+        }
+    }
+
+    #[test]
+    fn a_value_in_one_piece_is_not_copied() {
+        let piece = Bytes::from(vec![7; 100]);
+        let chunks = chunks_of(std::slice::from_ref(&piece));
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].as_ptr(), piece.as_ptr());
+    }
+
+    #[test]
+    fn joined_chunks_reuse_one_allocation_once_written() {
+        let piece = Bytes::from(vec![1; 64 << 10]);
+        let mut buffer = ChunkBuffer::new();
+        let mut addresses = Vec::new();
+        for _ in 0..3 {
+            while !buffer.is_full() {
+                buffer.fill(&piece, 0);
+            }
+            let chunk = buffer.take();
+            addresses.push(chunk.as_ptr());
+            // Written and dropped, as `flush_chunk` does before the next piece comes.
+            drop(chunk);
+        }
+        assert_eq!(addresses[0], addresses[1]);
+        assert_eq!(addresses[1], addresses[2]);
+    }
 
     #[test]
     fn keys_are_checked() {
