@@ -147,6 +147,7 @@ async fn serve_async(
     if let Some(handle) = crate::metrics::install() {
         tokio::spawn(crate::metrics::upkeep(handle));
     }
+    tokio::spawn(crate::memory::upkeep());
     let datastore = Datastore::open(&config.datastore)
         .await
         .map_err(|error| error.to_string())?;

@@ -46,6 +46,7 @@ mod limit;
 mod logging;
 mod manager;
 mod manifest;
+mod memory;
 pub mod metrics;
 mod openapi;
 pub mod payload;
