@@ -304,10 +304,11 @@ impl<E: Endpoint<Output = Response>> Endpoint for Gated<E> {
 /// A plugin's API behind its gate: JSON bodies capped (413 past the cap), and 405
 /// answers that say which methods the path allows.
 ///
-/// This is every API request's path, so it is one async function that hands the request
-/// straight to the OpenAPI service's boxed future. Each layer of async wrappers would
-/// hold its own copy of the request, and the future that poem boxes per request would
-/// grow by kilobytes, which measurably costs throughput.
+/// This is every API request's path, so it is one async function, polled inside the
+/// plugin's request span, that hands the request straight to the OpenAPI service's boxed
+/// future. Each layer of async wrappers would hold its own copy of the request, and the
+/// future that poem boxes per request would grow by kilobytes, which measurably costs
+/// throughput.
 struct GatedApi {
     /// Where the API is nested: `/plugins/<name>/api`.
     prefix: String,
