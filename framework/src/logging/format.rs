@@ -487,13 +487,13 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
 
     /// Runs `emit` under a subscriber in `style` and returns what it wrote.
-    fn lines_of(style: Style, emit: impl FnOnce()) -> String {
+    pub(in crate::logging) fn lines_of(style: Style, emit: impl FnOnce()) -> String {
         #[derive(Clone, Default)]
         struct Buffer(Arc<Mutex<Vec<u8>>>);
 

@@ -154,40 +154,10 @@ impl Drop for RequestContext {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use futures_util::FutureExt;
 
     use super::*;
-    use crate::logging::format::{Lines, SpanFields};
-
-    /// Runs `emit` under the framework's format in `style` and returns what it wrote.
-    fn lines_of(style: Style, emit: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .fmt_fields(SpanFields(style))
-            .event_format(Lines(style))
-            .finish();
-        tracing::subscriber::with_default(subscriber, emit);
-        let bytes = buffer.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
-    }
+    use crate::logging::format::tests::lines_of;
 
     /// A line without its timestamp, which differs from line to line.
     fn untimed(style: Style, line: &str) -> String {
