@@ -23,7 +23,7 @@ use tracing::{Event, Metadata, Subscriber, span};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::request::{self, SERVED_TARGET, Served};
 
@@ -82,14 +82,7 @@ where
                 writer.write_str(padded_level(metadata.level()))?;
                 if let Some(scope) = context.event_scope() {
                     for span in scope.from_root() {
-                        let extensions = span.extensions();
-                        let fields = extensions.get::<FormattedFields<N>>();
-                        write_text_span(
-                            &mut writer,
-                            span.name(),
-                            fields.map_or("", |fields| &fields.fields),
-                            request_id(span.metadata()),
-                        )?;
+                        write_span::<S, N>(&mut writer, Style::Text, &span)?;
                     }
                     writer.write_char(' ')?;
                 }
@@ -108,19 +101,30 @@ where
                 writer.write_str(r#"},"target":"#)?;
                 write_json_string(&mut writer, metadata.target())?;
                 if let Some(span) = context.lookup_current() {
-                    let extensions = span.extensions();
-                    let fields = extensions.get::<FormattedFields<N>>();
-                    write_json_span(
-                        &mut writer,
-                        span.name(),
-                        fields.map_or("", |fields| &fields.fields),
-                        request_id(span.metadata()),
-                    )?;
+                    write_span::<S, N>(&mut writer, Style::Json, &span)?;
                 }
                 writer.write_char('}')?;
             }
         }
         writeln!(writer)
+    }
+}
+
+/// Writes a span of an event's line in `style`: its name, the fields [`SpanFields`]
+/// rendered when it opened, and the request's id if it is a request span.
+fn write_span<S, N>(out: &mut dyn fmt::Write, style: Style, span: &SpanRef<'_, S>) -> fmt::Result
+where
+    S: for<'lookup> LookupSpan<'lookup>,
+    N: 'static,
+{
+    let extensions = span.extensions();
+    let fields = extensions
+        .get::<FormattedFields<N>>()
+        .map_or("", |fields| fields.fields.as_str());
+    let request = request_id(span.metadata());
+    match style {
+        Style::Text => write_text_span(out, span.name(), fields, request),
+        Style::Json => write_json_span(out, span.name(), fields, request),
     }
 }
 
