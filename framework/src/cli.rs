@@ -168,7 +168,7 @@ async fn serve_async(
     match origin {
         TokenOrigin::Config => info!("management API token: from the config"),
         TokenOrigin::File(path) => {
-            info!(file = %path.display(), "management API token: in its file")
+            info!(file = %path.display(), "management API token: read from its file, made at first start")
         }
     }
 

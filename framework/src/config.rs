@@ -160,6 +160,49 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// What is wrong with a value, in the words of the other config errors; figment's own
+/// wording quotes a list of expected values twice.
+fn describe(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+
+    let one_of = |expected: &[&str]| {
+        let quoted: Vec<String> = expected.iter().map(|name| format!("`{name}`")).collect();
+        quoted.join(", ")
+    };
+    match kind {
+        Kind::UnknownVariant(found, expected) => {
+            format!("`{found}` is not one of {}", one_of(expected))
+        }
+        Kind::UnknownField(found, []) => {
+            format!("unknown key `{found}`")
+        }
+        Kind::UnknownField(found, expected) => {
+            format!(
+                "unknown key `{found}`, expected one of {}",
+                one_of(expected)
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Where the bad value came from: the config file, or else the environment variable
+/// that sets its key.
+fn source_of(error: &figment::Error) -> String {
+    let file = error
+        .metadata
+        .as_ref()
+        .and_then(|metadata| metadata.source.as_ref())
+        .and_then(figment::Source::file_path);
+    match file {
+        Some(path) => format!("in {}", path.display()),
+        None => format!(
+            "from the environment variable KNEEDEEP_{}",
+            error.path.join("__").to_uppercase()
+        ),
+    }
+}
+
 /// Where the config file is: the explicit path, else `KNEEDEEP_CONFIG`, else the default.
 /// The second value says whether a missing file is an error (it is when one was named).
 pub(crate) fn config_path(explicit: Option<&Path>) -> (PathBuf, bool) {
@@ -197,7 +240,7 @@ impl Config {
         figment.extract().map_err(|error| ConfigError {
             plugin: None,
             key: error.path.join("."),
-            reason: format!("{} (in {} or the environment)", error.kind, path.display()),
+            reason: format!("{} ({})", describe(&error.kind), source_of(&error)),
         })
     }
 
@@ -407,6 +450,36 @@ mod tests {
     fn plugin_without_config_rejects_any_key() {
         let errors = parse_config::<NoConfig>(&serde_json::json!({"x": 1})).unwrap_err();
         assert_eq!(errors[0].to_string(), "key 'x': unknown key");
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_names_the_key_the_choices_and_the_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("kneedeep.toml");
+        std::fs::write(&path, "[log]\nformat = \"jsn\"\n").unwrap();
+
+        let error = Config::load(Some(&path)).unwrap_err();
+        assert_eq!(error.key, "log.format");
+        assert_eq!(
+            error.reason,
+            format!(
+                "`jsn` is not one of `pretty`, `json` (in {})",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_bad_value_not_from_the_file_names_its_environment_variable() {
+        let error = figment::Figment::new()
+            .merge(Toml::string("[log]\nlevel = \"info\""))
+            .merge(figment::providers::Serialized::default("log.format", "jsn"))
+            .extract::<Config>()
+            .unwrap_err();
+        assert_eq!(
+            source_of(&error),
+            "from the environment variable KNEEDEEP_LOG__FORMAT"
+        );
     }
 
     #[test]
