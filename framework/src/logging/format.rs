@@ -360,7 +360,8 @@ impl Visit for FieldWriter<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.write(field, Value::Plain(&value));
+        // An error's message is text: written as it displays, and quoted in JSON.
+        self.write(field, Value::Debug(&format_args!("{value}")));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -618,6 +619,28 @@ pub(super) mod tests {
         assert_eq!(render(951_782_400), "2000-02-29T00:00:00");
         assert_eq!(render(1_796_378_420), "2026-12-04T10:00:20");
         assert_eq!(render(4_107_542_399), "2100-02-28T23:59:59");
+    }
+
+    #[test]
+    fn an_error_field_is_its_message_and_a_json_string() {
+        let error = std::io::Error::other("disk \"full\"");
+        let emit = || {
+            tracing::warn!(
+                error = &error as &(dyn std::error::Error + 'static),
+                "failed"
+            );
+        };
+
+        let json = lines_of(Style::Json, emit);
+        let line: serde_json::Value =
+            serde_json::from_str(json.trim_end()).unwrap_or_else(|parse| panic!("{json}: {parse}"));
+        assert_eq!(line["fields"]["error"], "disk \"full\"");
+
+        let text = lines_of(Style::Text, emit);
+        assert!(
+            text.trim_end().ends_with(r#"failed error=disk "full""#),
+            "{text}"
+        );
     }
 
     #[test]
