@@ -174,8 +174,9 @@ fn plugin_routes(route: Route, plugin: Arc<ManagedPlugin>, max_json_body_bytes: 
     if let Some(api) = plugin.api() {
         let spec_url = format!("{prefix}/openapi.json");
         let document = serde_json::from_str(&api.spec).unwrap_or_else(|_| json!({}));
+        let api_path = api_prefix(name);
         let endpoint = GatedApi {
-            prefix: api_prefix(name),
+            prefix: api_path.clone(),
             gate: gate.clone(),
             service: api.endpoint.clone(),
             allowed: AllowedMethods::from_document(&document),
@@ -183,7 +184,7 @@ fn plugin_routes(route: Route, plugin: Arc<ManagedPlugin>, max_json_body_bytes: 
         };
         let docs = poem::endpoint::make_sync(move |_| docs_page(name, &spec_url));
         route = route
-            .nest(format!("{prefix}/api"), endpoint)
+            .nest(api_path, endpoint)
             .at(
                 format!("{prefix}/openapi.json"),
                 gate.around(json_document(api.spec.clone())),
