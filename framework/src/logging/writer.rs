@@ -2,8 +2,10 @@
 //! out in batches.
 //!
 //! A request's log line costs a lock and a copy, never a write to stdout, an allocation
-//! or a wake-up of another thread (only the first line into an empty buffer wakes the
-//! writer, which then waits [`BATCH_DELAY`] for more). No line is dropped: past
+//! or a wake-up of another thread. The writer writes a batch every [`BATCH_DELAY`] while
+//! lines keep coming, and parks only after a delay that brought none; only the first line
+//! after that wakes it. Under load it therefore wakes once per batch, on its own timer,
+//! rather than being woken by a request and then sleeping again. No line is dropped: past
 //! [`MAX_BUFFERED`] bytes, the thread that logs writes the batch out itself. Memory
 //! stays bounded and comes back after a burst, because the buffer keeps at most
 //! [`KEPT_CAPACITY`] between batches.
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// How long the writer waits after the first line of a batch, for more to join it.
+/// How long the writer lets a batch gather before writing it out.
 const BATCH_DELAY: Duration = Duration::from_millis(5);
 
 /// Bytes waiting past which the logging thread writes them out itself.
@@ -45,7 +47,7 @@ pub(crate) struct BatchWriterGuard {
 struct Shared {
     /// Lines not yet handed to the output.
     pending: Mutex<Pending>,
-    /// Signalled when `pending` goes from empty to not, and when closing.
+    /// Signalled when a line arrives for a parked writer, and when closing.
     filled: Condvar,
     /// The destination, and a spare buffer to swap with `pending`.
     output: Mutex<Output>,
@@ -54,6 +56,8 @@ struct Shared {
 struct Pending {
     lines: Vec<u8>,
     closed: bool,
+    /// Whether the writer thread waits on `filled` for a first line.
+    parked: bool,
 }
 
 struct Output {
@@ -68,6 +72,7 @@ impl BatchWriter {
             pending: Mutex::new(Pending {
                 lines: Vec::new(),
                 closed: false,
+                parked: false,
             }),
             filled: Condvar::new(),
             output: Mutex::new(Output {
@@ -90,14 +95,14 @@ impl BatchWriter {
     /// Queues whole lines.
     pub(super) fn append(&self, line: &[u8]) {
         let mut pending = self.shared.pending();
-        let was_empty = pending.lines.is_empty();
         pending.lines.extend_from_slice(line);
         let full = pending.lines.len() >= MAX_BUFFERED;
+        let wake = std::mem::take(&mut pending.parked);
         drop(pending);
 
         if full {
             self.shared.write_out();
-        } else if was_empty {
+        } else if wake {
             self.shared.filled.notify_one();
         }
     }
@@ -109,31 +114,45 @@ impl Shared {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The writer thread: waits for a first line, lets a batch gather, writes it out.
+    /// The writer thread: parks until a first line, then writes a batch every
+    /// [`BATCH_DELAY`] until a delay passes without one.
     fn run(&self) {
         loop {
-            let mut pending = self.pending();
-            while pending.lines.is_empty() && !pending.closed {
-                pending = self
-                    .filled
-                    .wait(pending)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            let closed = pending.closed;
-            drop(pending);
-
-            if !closed {
-                std::thread::sleep(BATCH_DELAY);
-            }
-            self.write_out();
-            if closed {
-                return;
+            let mut closed = self.wait_for_a_line();
+            loop {
+                if !closed {
+                    std::thread::sleep(BATCH_DELAY);
+                    closed = self.pending().closed;
+                }
+                let wrote = self.write_out();
+                if closed {
+                    return;
+                }
+                if !wrote {
+                    break;
+                }
             }
         }
     }
 
-    /// Writes every pending line out, in order with any other batch.
-    fn write_out(&self) {
+    /// Parks the writer until there is a line to write or the writer is closed; whether
+    /// it is closed.
+    fn wait_for_a_line(&self) -> bool {
+        let mut pending = self.pending();
+        while pending.lines.is_empty() && !pending.closed {
+            pending.parked = true;
+            pending = self
+                .filled
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        pending.parked = false;
+        pending.closed
+    }
+
+    /// Writes every pending line out, in order with any other batch; whether there were
+    /// any.
+    fn write_out(&self) -> bool {
         let mut output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
         let output = &mut *output;
         {
@@ -141,7 +160,7 @@ impl Shared {
             std::mem::swap(&mut pending.lines, &mut output.spare);
         }
         if output.spare.is_empty() {
-            return;
+            return false;
         }
 
         // Nowhere to report a failed write of the log itself; the lines are dropped.
@@ -149,6 +168,7 @@ impl Shared {
         let _ = output.sink.flush();
         output.spare.clear();
         output.spare.shrink_to(KEPT_CAPACITY);
+        true
     }
 }
 
@@ -161,7 +181,9 @@ impl Drop for BatchWriterGuard {
                 let _ = thread.join();
             }
             // The thread could not start; what is pending is written here.
-            None => self.shared.write_out(),
+            None => {
+                self.shared.write_out();
+            }
         }
     }
 }
@@ -251,5 +273,33 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(*sink.0.lock().unwrap(), b"alone\n");
+    }
+
+    #[test]
+    fn a_parked_writer_wakes_for_the_next_line() {
+        let sink = Collected::default();
+        let (mut writer, _guard) = BatchWriter::start(sink.clone());
+        let arrived = |expected: &[u8]| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while *sink.0.lock().unwrap() != expected {
+                assert!(std::time::Instant::now() < deadline, "the line never came");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+
+        writer.write_all(b"first\n").unwrap();
+        arrived(b"first\n");
+        // A delay with no line parks the writer; wait until it has.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !writer.shared.pending().parked {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never parked"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+
+        writer.write_all(b"second\n").unwrap();
+        arrived(b"first\nsecond\n");
     }
 }
