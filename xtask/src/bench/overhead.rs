@@ -45,7 +45,7 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
         server_cpu,
     )?;
 
-    let (rounds, seconds) = if quick { (2, 2) } else { (5, 5) };
+    let (rounds, seconds) = if quick { (2, 2) } else { (7, 5) };
     let [bare_runs, full_runs, json_runs, quiet_runs] = alternate(
         [&bare, &full, &json, &quiet],
         ROUTE,
@@ -105,7 +105,8 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
 
 /// Loads each server's `route` for a second, then for `seconds` in each of `rounds`
 /// rounds that take the servers in turn, so that a slow patch of the machine falls on
-/// all of them; each server's runs.
+/// all of them; each server's runs. Every other round takes them in reverse order, so
+/// that no server always runs first, or always right after a given one.
 pub(super) fn alternate<const N: usize>(
     servers: [&Server; N],
     route: &str,
@@ -131,9 +132,13 @@ pub(super) fn alternate<const N: usize>(
         load(server, 1)?;
     }
     let mut runs = [(); N].map(|()| Vec::with_capacity(rounds));
-    for _ in 0..rounds {
-        for (server, runs) in servers.iter().zip(&mut runs) {
-            runs.push(load(server, seconds)?);
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..N).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for index in order {
+            runs[index].push(load(servers[index], seconds)?);
         }
     }
     Ok(runs)
