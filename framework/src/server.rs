@@ -269,9 +269,9 @@ impl Gate {
         // below, a trivial request is served at 0.86 to 0.95 of bare poem's rate on one
         // core, with a p99 1.02 to 1.18 times bare poem's (`cargo xtask bench --only
         // overhead`; targets 0.85 and 1.25), but on a core that serves bare poem half again
-        // faster, the code before the parked log writer measured 0.84 to 0.87. What is left is spread thin: the histogram
-        // record, the line's formatting and copy, the writer thread's batch writes on
-        // the same core, the span's enter and exit.
+        // faster, the code before the parked log writer measured 0.84 to 0.87. What is left
+        // is spread thin: the histogram record, the line's formatting and copy, the writer
+        // thread's batch writes on the same core, the span's enter and exit.
         let elapsed = admitted.started.elapsed();
         let status = response.status();
         self.metrics.record(&admitted.method, status, elapsed);
