@@ -1,7 +1,8 @@
 //! Load with faults, on loopback: the stock binary under wrk at the highest rate the
-//! machine sustains for a minute, while one thread unloads and loads `notes` 200 times and
-//! another writes 100 MiB through `files` into the datastore. Nothing may answer 5xx, no
-//! connection may fail, and memory must come back to within 10% of where it started.
+//! machine sustains for a minute, while one thread toggles `notes` 200 times (100
+//! unloads, 100 loads) and another writes 100 MiB through `files` into the datastore.
+//! Nothing may answer 5xx, no connection may fail, and memory must come back to within
+//! 10% of where it started.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,10 +28,13 @@ const WRITES: usize = 100;
 const SETTLE: Duration = Duration::from_secs(6);
 
 /// wrk's script: each connection alternates between hello and the toggled plugin, and
-/// every thread counts the statuses it saw, which `done` prints as `script: status N C`.
+/// every thread counts the statuses it saw, which `done` prints as `script: status N C`,
+/// and apart from them the toggled plugin's refusals while unloaded (a 404 whose body is
+/// the gate's), printed as `script: refusals C`. A 404 from anything else is a status.
 const SCRIPT: &str = r#"
 local threads = {}
 local paths = { "/plugins/hello/api/hello", "/plugins/notes/api/notes" }
+local refusal = "plugin 'notes' is not loaded"
 
 function setup(thread)
   table.insert(threads, thread)
@@ -38,6 +42,7 @@ end
 
 function init(args)
   statuses = {}
+  refusals = 0
   turn = 0
 end
 
@@ -47,26 +52,33 @@ function request()
 end
 
 function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
+  if status == 404 and body and string.find(body, refusal, 1, true) then
+    refusals = refusals + 1
+  else
+    statuses[status] = (statuses[status] or 0) + 1
+  end
 end
 
 function done(summary, latency, requests)
   local total = {}
+  local refused = 0
   for _, thread in ipairs(threads) do
     for status, count in pairs(thread:get("statuses")) do
       total[status] = (total[status] or 0) + count
     end
+    refused = refused + thread:get("refusals")
   end
   for status, count in pairs(total) do
     io.write(string.format("script: status %d %d\n", status, count))
   end
+  io.write(string.format("script: refusals %d\n", refused))
 end
 "#;
 
 /// What one fault run saw.
 struct Outcome {
     report: wrk::Report,
-    statuses: BTreeMap<u16, u64>,
+    answers: Answers,
     toggles: usize,
     written: usize,
     rss_cold: u64,
@@ -84,9 +96,10 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
     let shipped = fault_run(&binary, warm_up, duration)?;
 
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let unloaded_answers = shipped.statuses.get(&404).copied().unwrap_or(0);
+    let refusals = shipped.answers.refusals;
     let server_errors = |outcome: &Outcome| -> u64 {
         outcome
+            .answers
             .statuses
             .iter()
             .filter(|(status, _)| **status >= 500)
@@ -99,7 +112,7 @@ pub(super) fn run(quick: bool) -> anyhow::Result<()> {
             Row {
                 what: format!(
                     "requests/s over {} s, 64 connections, hello and {TOGGLED} in turn \
-                     ({} requests; {unloaded_answers} answered 404 while {TOGGLED} was unloaded)",
+                     ({} requests; {refusals} refused with 404 while {TOGGLED} was unloaded)",
                     duration.as_secs(),
                     shipped.report.requests
                 ),
@@ -210,21 +223,22 @@ fn fault_run(binary: &Path, warm_up: Duration, duration: Duration) -> anyhow::Re
     std::thread::sleep(SETTLE);
     let rss_after = server.rss_kib()?;
 
-    let statuses = statuses(&report.script_output)?;
-    let unexpected: Vec<String> = statuses
+    let answers = Answers::parse(&report.script_output)?;
+    let unexpected: Vec<String> = answers
+        .statuses
         .iter()
-        .filter(|(status, _)| ![200, 404].contains(*status) && **status < 500)
+        .filter(|(status, _)| **status != 200 && **status < 500)
         .map(|(status, count)| format!("{count} × {status}"))
         .collect();
     if !unexpected.is_empty() {
         bail!(
-            "the load saw statuses other than 200, 404 (while unloaded) and 5xx: {}",
+            "the load saw statuses other than 200, {TOGGLED}'s 404 while unloaded, and 5xx: {}",
             unexpected.join(", ")
         );
     }
     Ok(Outcome {
         report,
-        statuses,
+        answers,
         toggles,
         written,
         rss_cold,
@@ -281,20 +295,59 @@ fn sleep_until(deadline: Instant) {
     std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
 }
 
-/// The script's `status <code> <count>` lines, by status.
-fn statuses(lines: &[String]) -> anyhow::Result<BTreeMap<u16, u64>> {
-    let mut statuses = BTreeMap::new();
-    for line in lines {
-        let mut words = line.split_whitespace();
-        let (Some("status"), Some(status), Some(count)) =
-            (words.next(), words.next(), words.next())
-        else {
-            continue;
+/// What wrk's script counted.
+struct Answers {
+    /// Responses by status, the toggled plugin's refusals aside.
+    statuses: BTreeMap<u16, u64>,
+    /// 404s from the toggled plugin's gate while it was unloaded.
+    refusals: u64,
+}
+
+impl Answers {
+    /// Reads the script's `status <code> <count>` and `refusals <count>` lines.
+    fn parse(lines: &[String]) -> anyhow::Result<Self> {
+        let mut statuses = BTreeMap::new();
+        let mut refusals = None;
+        for line in lines {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words[..] {
+                ["status", status, count] => {
+                    statuses.insert(status.parse()?, count.parse()?);
+                }
+                ["refusals", count] => refusals = Some(count.parse()?),
+                _ => {}
+            }
+        }
+        let Some(refusals) = refusals else {
+            bail!("wrk's script reported no count of refusals");
         };
-        statuses.insert(status.parse()?, count.parse()?);
+        if statuses.is_empty() {
+            bail!("wrk's script reported no statuses");
+        }
+        Ok(Self { statuses, refusals })
     }
-    if statuses.is_empty() {
-        bail!("wrk's script reported no statuses");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_apart_from_statuses() {
+        let lines = ["status 200 900", "status 404 3", "refusals 97"].map(str::to_owned);
+
+        let answers = Answers::parse(&lines).unwrap();
+
+        assert_eq!(answers.refusals, 97);
+        assert_eq!(answers.statuses, BTreeMap::from([(200, 900), (404, 3)]));
     }
-    Ok(statuses)
+
+    #[test]
+    fn a_script_that_counted_no_refusals_is_an_error() {
+        let lines = ["status 200 900".to_owned()];
+
+        let error = Answers::parse(&lines).err().unwrap();
+
+        assert!(error.to_string().contains("refusals"), "{error}");
+    }
 }
