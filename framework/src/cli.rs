@@ -167,9 +167,14 @@ async fn serve_async(
     let (token, origin) = manager::auth::resolve_token(&config)?;
     match origin {
         TokenOrigin::Config => info!("management API token: from the config"),
-        TokenOrigin::File(path) => {
-            info!(file = %path.display(), "management API token: read from its file, made at first start")
-        }
+        TokenOrigin::File {
+            path,
+            created: true,
+        } => info!(file = %path.display(), "management API token: generated into its file"),
+        TokenOrigin::File {
+            path,
+            created: false,
+        } => info!(file = %path.display(), "management API token: read from its file"),
     }
 
     let shutdown = shutdown_signal()?;

@@ -22,8 +22,9 @@ const TOKEN_FILE: &str = "manage-token";
 pub(crate) enum TokenOrigin {
     /// `[manage] token` (or `KNEEDEEP_MANAGE__TOKEN`).
     Config,
-    /// A file generated at the first start without a configured token.
-    File(PathBuf),
+    /// The file generated at the first start without a configured token; `created`
+    /// when this start generated it.
+    File { path: PathBuf, created: bool },
 }
 
 /// The token of this process and where it came from.
@@ -39,19 +40,20 @@ pub(crate) fn resolve_token(config: &Config) -> Result<(String, TokenOrigin), St
     }
 
     let path = config.server.data_dir.join(TOKEN_FILE);
-    let token = read_or_create(&path).map_err(|error| {
+    let (token, created) = read_or_create(&path).map_err(|error| {
         format!(
             "cannot keep the management token in {}: {error}",
             path.display()
         )
     })?;
-    Ok((token, TokenOrigin::File(path)))
+    Ok((token, TokenOrigin::File { path, created }))
 }
 
-/// Reads the token file, or creates it (mode 0600) with 32 random bytes in hex.
-fn read_or_create(path: &Path) -> std::io::Result<String> {
+/// Reads the token file, or creates it (mode 0600) with 32 random bytes in hex; the
+/// token, and whether it was created.
+fn read_or_create(path: &Path) -> std::io::Result<(String, bool)> {
     match std::fs::read_to_string(path) {
-        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(token) if !token.trim().is_empty() => return Ok((token.trim().to_owned(), false)),
         Ok(_) => {
             return Err(std::io::Error::other(
                 "the file is empty; delete it to have a new token generated",
@@ -75,7 +77,7 @@ fn read_or_create(path: &Path) -> std::io::Result<String> {
     let mut file = options.open(path)?;
     file.write_all(token.as_bytes())?;
     file.sync_all()?;
-    Ok(token)
+    Ok((token, true))
 }
 
 /// Answers 401 unless the request carries `Authorization: Bearer <token>`.
@@ -126,9 +128,10 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("data").join(TOKEN_FILE);
 
-        let first = read_or_create(&path).unwrap();
+        let (first, created) = read_or_create(&path).unwrap();
+        assert!(created);
         assert_eq!(first.len(), 64);
-        assert_eq!(read_or_create(&path).unwrap(), first);
+        assert_eq!(read_or_create(&path).unwrap(), (first, false));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
