@@ -90,6 +90,18 @@ impl Lifecycle for Panics {
     }
 }
 
+/// Takes a while to unload, long enough for a caller to give up waiting.
+#[derive(Plugin)]
+#[plugin(name = "slow", api = PingApi)]
+struct Slow;
+
+impl Lifecycle for Slow {
+    async fn on_unload(_context: PluginContext) -> Result<(), BoxError> {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Ok(())
+    }
+}
+
 #[derive(Plugin)]
 #[plugin(name = "unbuildable", api = Unbuildable)]
 struct UnbuildablePlugin;
@@ -112,9 +124,14 @@ impl Unbuildable {
 
 /// A manager over every plugin of this binary, on a fresh SQLite datastore.
 async fn manager(config: &str) -> Manager {
+    manager_on(&datastore().await, config)
+}
+
+/// A manager over every plugin of this binary, on `datastore`.
+fn manager_on(datastore: &Datastore, config: &str) -> Manager {
     let config: Config = toml_config(config);
     let descriptors: Vec<_> = PLUGINS.iter().collect();
-    match Manager::new(&descriptors, &config, &datastore().await) {
+    match Manager::new(&descriptors, &config, datastore) {
         Ok(manager) => manager,
         Err(errors) => panic!("config errors: {errors:?}"),
     }
@@ -142,7 +159,14 @@ fn the_registry_holds_exactly_the_plugins_of_this_binary() {
     names.sort();
     assert_eq!(
         names,
-        ["hooked", "panics", "quiet", "refuses", "unbuildable"]
+        [
+            "hooked",
+            "panics",
+            "quiet",
+            "refuses",
+            "slow",
+            "unbuildable"
+        ]
     );
     assert!(PLUGINS.iter().all(|d| d.crate_name() == "lifecycle"));
 }
@@ -240,5 +264,46 @@ async fn a_bad_plugin_table_is_reported_with_plugin_and_key() {
             .iter()
             .any(|e| e.starts_with("plugin 'ghost': no such plugin is compiled in")),
         "{errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unload_whose_caller_gives_up_still_finishes_and_is_kept() {
+    let config = "[plugins.hooked]\nword = \"hi\"\n";
+    let datastore = datastore().await;
+    let manager = manager_on(&datastore, config);
+    assert_eq!(
+        manager.set_loaded("slow", true).await.unwrap(),
+        Some(PluginState::Loaded)
+    );
+
+    // The caller stops waiting while the unload hook runs, as a handler does when its
+    // client disconnects.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        manager.set_loaded("slow", false),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the unload hook should still be running");
+
+    let slow = manager.get("slow").unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while slow.state() != PluginState::Unloaded {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unload never finished: {:?}, gate open: {}",
+            slow.state(),
+            slow.is_loaded()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!slow.is_loaded());
+
+    // What a restart reads back is what the caller asked for.
+    let restarted = manager_on(&datastore, config);
+    restarted.start(&toml_config(config)).await.unwrap();
+    assert_eq!(
+        restarted.get("slow").unwrap().state(),
+        PluginState::Unloaded
     );
 }

@@ -55,6 +55,9 @@ pub struct ManagedPlugin {
     state: std::sync::Mutex<PluginState>,
     /// Serializes transitions so that two loads never run the hook twice at once.
     transition: tokio::sync::Mutex<()>,
+    /// Serializes recording a desired state with applying it, so that the recorded
+    /// state and the live one take the requests in the same order.
+    asked: tokio::sync::Mutex<()>,
     api: Option<MountedParts>,
 }
 
@@ -281,7 +284,8 @@ impl Manager {
     }
 
     /// Loads (`loaded == true`) or unloads a plugin and records it as asked for, so that
-    /// restarts and other replicas follow. `None` for an unknown plugin.
+    /// restarts and other replicas follow. `None` for an unknown plugin. Once begun, the
+    /// change runs to its end even if the caller stops waiting for it.
     pub async fn set_loaded(
         &self,
         name: &str,
@@ -296,9 +300,24 @@ impl Manager {
             Desired::Unloaded
         };
 
-        // Recorded first: a state that could not be kept is not applied either.
-        self.states.set(plugin.name(), desired).await?;
-        Ok(Some(apply(plugin, desired).await))
+        // Finished in its own task: a caller that goes away (a client that disconnects)
+        // must not leave the state recorded but not applied, or the gate closed on a
+        // plugin still reported loaded.
+        let (plugin, states) = (plugin.clone(), self.states.clone());
+        let change = tokio::spawn(async move {
+            let _asked = plugin.asked.lock().await;
+            // Recorded first: a state that could not be kept is not applied either.
+            states.set(plugin.name(), desired).await?;
+            Ok(apply(&plugin, desired).await)
+        });
+        match change.await {
+            Ok(outcome) => outcome.map(Some),
+            Err(error) => match error.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                // Only when the runtime stops: the state is whatever the task reached.
+                Err(_cancelled) => Ok(self.get(name).map(|plugin| plugin.state())),
+            },
+        }
     }
 
     /// Applies the recorded state of one plugin, as another replica left it.
@@ -306,6 +325,7 @@ impl Manager {
         let Some(plugin) = self.get(name) else {
             return Ok(());
         };
+        let _asked = plugin.asked.lock().await;
         if let Some(desired) = self.states.get(name).await? {
             apply(plugin, desired).await;
         }
@@ -429,6 +449,7 @@ fn build_plugin(descriptor: &'static PluginDescriptor, context: PluginContext) -
         gate: AtomicBool::new(false),
         state: std::sync::Mutex::new(state),
         transition: tokio::sync::Mutex::new(()),
+        asked: tokio::sync::Mutex::new(()),
         api,
     }
 }
