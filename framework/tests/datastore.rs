@@ -35,7 +35,7 @@ macro_rules! scenarios {
 }
 
 /// Every scenario, the longest first so that the short ones run beside them.
-const SCENARIOS: [(&str, Scenario); 9] = scenarios![
+const SCENARIOS: [(&str, Scenario); 10] = scenarios![
     processes::one_gib_round_trip_grows_memory_less_than_64_mib,
     scenarios::concurrent_readers_see_only_whole_versions,
     scenarios::paging_lists_every_key_once_in_byte_order,
@@ -44,6 +44,7 @@ const SCENARIOS: [(&str, Scenario); 9] = scenarios![
     scenarios::compare_and_swap_refuses_stale_etags,
     scenarios::over_the_limit_put_keeps_old_value_and_leaves_no_chunks,
     scenarios::failing_body_keeps_old_value_and_leaves_no_chunks,
+    scenarios::dropped_put_keeps_old_value_and_leaves_no_chunks,
     scenarios::collected_upload_fails_its_put_and_keeps_old_value,
 ];
 

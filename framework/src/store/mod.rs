@@ -413,7 +413,7 @@ impl PluginStore {
 
         if let Err(error) = outcome {
             if let Some(upload) = upload {
-                let _ = backend.discard_upload(upload.id).await;
+                let _ = backend.discard_upload(upload.hand_on()).await;
             }
             return Err(error);
         }
@@ -427,34 +427,67 @@ impl PluginStore {
             etag: hex::encode(hasher.finalize()),
             updated: now_ms(),
         };
-        let (inline, upload_id) = match upload {
-            Some(upload) => (None, Some(upload.id)),
-            None => (Some(buffer.contents()), None),
+        let applied = match upload {
+            None => {
+                backend
+                    .upsert(
+                        self.namespace,
+                        &meta,
+                        Some(buffer.contents()),
+                        None,
+                        &options.condition,
+                    )
+                    .await
+            }
+            Some(upload) => {
+                self.store_upload(&meta, upload.hand_on(), &options.condition)
+                    .await
+            }
         };
-
-        let applied = backend
-            .upsert(self.namespace, &meta, inline, upload_id, &options.condition)
-            .await;
         match applied {
             Ok(true) => {
                 self.record("put", meta.size);
                 Ok(meta)
             }
-            Ok(false) | Err(_) => {
-                if let Some(upload_id) = upload_id {
-                    let _ = backend.discard_upload(upload_id).await;
-                }
-                match applied {
-                    Err(error) => Err(error),
-                    _ => Err(StoreError::PreconditionFailed {
-                        key: key.to_owned(),
-                        condition: match options.condition {
-                            Condition::IfAbsent => "the key already exists",
-                            _ => "the etag does not match",
-                        },
-                    }),
-                }
+            Ok(false) => Err(StoreError::PreconditionFailed {
+                key: key.to_owned(),
+                condition: match options.condition {
+                    Condition::IfAbsent => "the key already exists",
+                    _ => "the etag does not match",
+                },
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Points the object at its whole upload, or discards the upload if the object was
+    /// not stored; whether it was. Runs to its end in its own task: a put dropped between
+    /// the statement and the discard (its client went away) would leave the value behind.
+    async fn store_upload(
+        &self,
+        meta: &ObjectMeta,
+        upload_id: i64,
+        condition: &Condition,
+    ) -> Result<bool, StoreError> {
+        let (store, namespace) = (self.store.clone(), self.namespace);
+        let (meta, condition) = (meta.clone(), condition.clone());
+        let stored = tokio::spawn(async move {
+            let backend = &store.inner.backend;
+            let applied = backend
+                .upsert(namespace, &meta, None, Some(upload_id), &condition)
+                .await;
+            if !matches!(applied, Ok(true)) {
+                let _ = backend.discard_upload(upload_id).await;
             }
+            applied
+        });
+        match stored.await {
+            Ok(applied) => applied,
+            Err(error) => match error.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                // Only when the runtime stops, and its pools with it.
+                Err(_cancelled) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
+            },
         }
     }
 
@@ -500,6 +533,7 @@ impl PluginStore {
                 id,
                 next_seq: 0,
                 file: None,
+                discard_on_drop: None,
             });
         };
 
@@ -508,6 +542,7 @@ impl PluginStore {
                 id,
                 next_seq: 0,
                 file: Some(file),
+                discard_on_drop: Some(self.store.clone()),
             }),
             Err(error) => {
                 let _ = backend.discard_upload(id).await;
@@ -608,12 +643,42 @@ impl PluginStore {
     }
 }
 
-/// A large value's chunks being written.
+/// A large value's chunks being written. Dropped before its put hands it on (the put
+/// itself was dropped: its client went away mid-upload), it discards itself.
 struct Upload {
     id: i64,
     next_seq: i32,
     /// On SQLite, the file the chunks go to instead of rows.
     file: Option<StagedFile>,
+    /// The store to discard the upload from when dropped. Only on SQLite, whose one
+    /// writing connection keeps the discard behind any write still in flight.
+    // FIXME(PostgreSQL uploads of a dropped put wait for the garbage collector): a chunk
+    // insert still running on another connection could land after the discard, so the
+    // collector removes them once idle for an hour.
+    discard_on_drop: Option<Datastore>,
+}
+
+impl Upload {
+    /// The upload's id, which the caller now answers for.
+    fn hand_on(mut self) -> i64 {
+        self.discard_on_drop = None;
+        self.id
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let Some(store) = self.discard_on_drop.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let id = self.id;
+        runtime.spawn(async move {
+            let _ = store.inner.backend.discard_upload(id).await;
+        });
+    }
 }
 
 /// The chunk a put is gathering. The first piece of a chunk is kept as it came, so a

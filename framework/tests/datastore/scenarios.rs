@@ -369,6 +369,58 @@ pub(crate) async fn failing_body_keeps_old_value_and_leaves_no_chunks(
     Ok(())
 }
 
+pub(crate) async fn dropped_put_keeps_old_value_and_leaves_no_chunks(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let datastore = backend.open().await?;
+    let store = datastore.namespace("dropped");
+
+    let old = Generated {
+        seed: 12,
+        len: 2 * MIB + 3,
+    }
+    .bytes();
+    let old_meta = store.put("k", old.clone(), PutOptions::new()).await?;
+    let chunks_before = datastore.chunk_count().await?;
+
+    // The body stalls after three chunks' worth, and the put is dropped while it waits:
+    // what a handler does when its client goes away mid-upload.
+    let new = Generated {
+        seed: 13,
+        len: 3 * MIB,
+    }
+    .bytes();
+    let body =
+        stream::iter(sliced(new, BODY_PIECE).map(Ok::<_, Infallible>)).chain(stream::pending());
+    let put = store.put_stream("k", body, PutOptions::new());
+    ensure!(
+        tokio::time::timeout(Duration::from_millis(300), put)
+            .await
+            .is_err(),
+        "a put whose body never ends finished"
+    );
+    let (meta, read) = read_whole(&store, "k").await?;
+    assert_eq!(meta, old_meta);
+    assert!(read == old, "the old value changed");
+
+    // On SQLite the dropped put discards its file at once; on PostgreSQL its chunks wait
+    // for the garbage collector.
+    if backend.kind != Kind::Sqlite {
+        tokio::time::sleep(IDLE_PAUSE).await;
+        assert_eq!(datastore.collect_garbage(Duration::ZERO).await?, 1);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while datastore.chunk_count().await? != chunks_before {
+        ensure!(
+            Instant::now() < deadline,
+            "the dropped put left {} chunks behind",
+            datastore.chunk_count().await? - chunks_before
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// How long a scenario waits so that what it just wrote is idle for a collection with no
 /// idle limit: both the datastore's and the file system's times are coarser than a put.
 const IDLE_PAUSE: Duration = Duration::from_millis(20);
