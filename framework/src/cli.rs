@@ -193,6 +193,10 @@ async fn serve_async(
     );
 
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
+    // FIXME(no timeout for slow or idle clients): poem exposes no timeout for reading a
+    // request's head, and its `idle_timeout` wakes a task of its own on every read and
+    // write of a connection, which would cost the request path; nor does its accept loop
+    // pause when descriptors run out. The README asks for a reverse proxy in front.
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             crate::server::router(
