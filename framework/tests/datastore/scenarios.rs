@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use kneedeep::store::{CHUNK_SIZE, DEFAULT_CONTENT_TYPE, MAX_KEY_BYTES};
-use kneedeep::{ObjectMeta, PluginStore, PutOptions, StoreError};
+use kneedeep::{Datastore, ObjectMeta, PluginStore, PutOptions, StoreError};
 use tokio::task::JoinSet;
 
 use crate::values::{
@@ -19,6 +19,41 @@ use crate::values::{
     probed_body, read_whole, sha256_hex, sliced,
 };
 use crate::{Backend, Kind};
+
+/// What key `k` held before the put a scenario tries on it.
+struct OldValue {
+    value: Bytes,
+    meta: ObjectMeta,
+    /// The chunks stored in all, with it.
+    chunks: u64,
+}
+
+impl OldValue {
+    /// Puts a generated value of `len` bytes under `k`.
+    async fn put(
+        datastore: &Datastore,
+        store: &PluginStore,
+        seed: u64,
+        len: u64,
+    ) -> anyhow::Result<Self> {
+        let value = Generated { seed, len }.bytes();
+        let meta = store.put("k", value.clone(), PutOptions::new()).await?;
+        let chunks = datastore.chunk_count().await?;
+        Ok(OldValue {
+            value,
+            meta,
+            chunks,
+        })
+    }
+
+    /// Fails unless `k` still holds the value whole, with its metadata.
+    async fn ensure_kept(&self, store: &PluginStore) -> anyhow::Result<()> {
+        let (meta, read) = read_whole(store, "k").await?;
+        assert_eq!(meta, self.meta);
+        ensure!(read == self.value, "the old value changed");
+        Ok(())
+    }
+}
 
 pub(crate) async fn put_get_head_delete_list_keep_values_and_metadata(
     backend: Backend,
@@ -274,14 +309,8 @@ pub(crate) async fn over_the_limit_put_keeps_old_value_and_leaves_no_chunks(
     let store = datastore.namespace("limits");
 
     // A value of exactly the limit is allowed.
-    let old = Generated {
-        seed: 3,
-        len: LIMIT,
-    }
-    .bytes();
-    let old_meta = store.put("k", old.clone(), PutOptions::new()).await?;
-    let chunks_before = datastore.chunk_count().await?;
-    assert_eq!(chunks_before, 3);
+    let old = OldValue::put(&datastore, &store, 3, LIMIT).await?;
+    assert_eq!(old.chunks, 3);
 
     let over = Generated {
         seed: 4,
@@ -298,13 +327,11 @@ pub(crate) async fn over_the_limit_put_keeps_old_value_and_leaves_no_chunks(
         other => bail!("a put over the limit gave {other:?}"),
     }
     assert!(
-        staged.load(Ordering::SeqCst) > chunks_before,
+        staged.load(Ordering::SeqCst) > old.chunks,
         "the put staged no chunk before it passed the limit"
     );
-    assert_eq!(datastore.chunk_count().await?, chunks_before);
-    let (meta, read) = read_whole(&store, "k").await?;
-    assert_eq!(meta, old_meta);
-    assert!(read == old, "the old value changed");
+    assert_eq!(datastore.chunk_count().await?, old.chunks);
+    old.ensure_kept(&store).await?;
 
     let whole = vec![0_u8; usize::try_from(LIMIT)? + 1];
     for key in ["k", "new"] {
@@ -313,9 +340,9 @@ pub(crate) async fn over_the_limit_put_keeps_old_value_and_leaves_no_chunks(
             other => bail!("a put over the limit gave {other:?}"),
         }
     }
-    assert_eq!(store.head("k").await?, Some(old_meta));
+    assert_eq!(store.head("k").await?, Some(old.meta));
     assert_eq!(store.head("new").await?, None);
-    assert_eq!(datastore.chunk_count().await?, chunks_before);
+    assert_eq!(datastore.chunk_count().await?, old.chunks);
     Ok(())
 }
 
@@ -324,14 +351,7 @@ pub(crate) async fn failing_body_keeps_old_value_and_leaves_no_chunks(
 ) -> anyhow::Result<()> {
     let datastore = backend.open().await?;
     let store = datastore.namespace("bodies");
-
-    let old = Generated {
-        seed: 5,
-        len: 2 * MIB + 100,
-    }
-    .bytes();
-    let old_meta = store.put("k", old.clone(), PutOptions::new()).await?;
-    let chunks_before = datastore.chunk_count().await?;
+    let old = OldValue::put(&datastore, &store, 5, 2 * MIB + 100).await?;
 
     let staged = Arc::new(AtomicU64::new(0));
     let failure = io::Error::new(io::ErrorKind::ConnectionReset, "the client went away");
@@ -352,13 +372,11 @@ pub(crate) async fn failing_body_keeps_old_value_and_leaves_no_chunks(
         other => bail!("a put whose body failed gave {other:?}"),
     }
     assert!(
-        staged.load(Ordering::SeqCst) > chunks_before,
+        staged.load(Ordering::SeqCst) > old.chunks,
         "the put staged no chunk before its body failed"
     );
-    assert_eq!(datastore.chunk_count().await?, chunks_before);
-    let (meta, read) = read_whole(&store, "k").await?;
-    assert_eq!(meta, old_meta);
-    assert!(read == old, "the old value changed");
+    assert_eq!(datastore.chunk_count().await?, old.chunks);
+    old.ensure_kept(&store).await?;
 
     let at_once = stream::iter([Err::<Bytes, _>(io::Error::other("refused at once"))]);
     match store.put_stream("new", at_once, PutOptions::new()).await {
@@ -374,14 +392,7 @@ pub(crate) async fn dropped_put_keeps_old_value_and_leaves_no_chunks(
 ) -> anyhow::Result<()> {
     let datastore = backend.open().await?;
     let store = datastore.namespace("dropped");
-
-    let old = Generated {
-        seed: 12,
-        len: 2 * MIB + 3,
-    }
-    .bytes();
-    let old_meta = store.put("k", old.clone(), PutOptions::new()).await?;
-    let chunks_before = datastore.chunk_count().await?;
+    let old = OldValue::put(&datastore, &store, 12, 2 * MIB + 3).await?;
 
     // The body stalls after three chunks' worth, and the put is dropped while it waits:
     // what a handler does when its client goes away mid-upload.
@@ -399,9 +410,7 @@ pub(crate) async fn dropped_put_keeps_old_value_and_leaves_no_chunks(
             .is_err(),
         "a put whose body never ends finished"
     );
-    let (meta, read) = read_whole(&store, "k").await?;
-    assert_eq!(meta, old_meta);
-    assert!(read == old, "the old value changed");
+    old.ensure_kept(&store).await?;
 
     // On SQLite the dropped put discards its file at once; on PostgreSQL its chunks wait
     // for the garbage collector.
@@ -410,11 +419,11 @@ pub(crate) async fn dropped_put_keeps_old_value_and_leaves_no_chunks(
         assert_eq!(datastore.collect_garbage(Duration::ZERO).await?, 1);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while datastore.chunk_count().await? != chunks_before {
+    while datastore.chunk_count().await? != old.chunks {
         ensure!(
             Instant::now() < deadline,
             "the dropped put left {} chunks behind",
-            datastore.chunk_count().await? - chunks_before
+            datastore.chunk_count().await? - old.chunks
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -430,14 +439,7 @@ pub(crate) async fn collected_upload_fails_its_put_and_keeps_old_value(
 ) -> anyhow::Result<()> {
     let datastore = backend.open().await?;
     let store = datastore.namespace("collected");
-
-    let old = Generated {
-        seed: 10,
-        len: 2 * MIB + 7,
-    }
-    .bytes();
-    let old_meta = store.put("k", old.clone(), PutOptions::new()).await?;
-    let chunks_before = datastore.chunk_count().await?;
+    let old = OldValue::put(&datastore, &store, 10, 2 * MIB + 7).await?;
 
     // Just before its last piece, the body lets garbage collection run with no idle
     // limit: the put's staged upload is idle and unreferenced then, so it goes, and the
@@ -470,16 +472,14 @@ pub(crate) async fn collected_upload_fails_its_put_and_keeps_old_value(
         other => bail!("a put whose upload was collected gave {other:?}"),
     }
     assert_eq!(collected.load(Ordering::SeqCst), 1);
-    assert_eq!(datastore.chunk_count().await?, chunks_before);
-    let (meta, read) = read_whole(&store, "k").await?;
-    assert_eq!(meta, old_meta);
-    assert!(read == old, "the old value changed");
+    assert_eq!(datastore.chunk_count().await?, old.chunks);
+    old.ensure_kept(&store).await?;
 
     // A value that is stored keeps its upload however idle it is.
     tokio::time::sleep(IDLE_PAUSE).await;
     assert_eq!(datastore.collect_garbage(Duration::ZERO).await?, 0);
     assert!(
-        read_whole(&store, "k").await?.1 == old,
+        read_whole(&store, "k").await?.1 == old.value,
         "collection took a live value"
     );
     if backend.kind != Kind::Sqlite {
@@ -494,16 +494,16 @@ pub(crate) async fn collected_upload_fails_its_put_and_keeps_old_value(
         .context("a sqlite:// URL")?;
     let orphan = format!("{database}.blobs/{}", i64::MAX);
     std::fs::write(&orphan, vec![0_u8; CHUNK_SIZE + 1])?;
-    assert_eq!(datastore.chunk_count().await?, chunks_before + 2);
+    assert_eq!(datastore.chunk_count().await?, old.chunks + 2);
     tokio::time::sleep(IDLE_PAUSE).await;
     assert_eq!(datastore.collect_garbage(Duration::ZERO).await?, 1);
     assert!(
         !std::path::Path::new(&orphan).exists(),
         "the orphaned file is still there"
     );
-    assert_eq!(datastore.chunk_count().await?, chunks_before);
+    assert_eq!(datastore.chunk_count().await?, old.chunks);
     assert!(
-        read_whole(&store, "k").await?.1 == old,
+        read_whole(&store, "k").await?.1 == old.value,
         "collection took a live value"
     );
     Ok(())
