@@ -40,6 +40,7 @@ mod allow;
 mod cli;
 mod config;
 mod context;
+mod detached;
 mod embedded;
 mod error;
 mod limit;

@@ -19,6 +19,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::config::{Config, ConfigError};
 use crate::context::PluginContext;
+use crate::detached::run_to_end;
 use crate::plugin::{BoxError, HookFuture, PluginDescriptor};
 use crate::store::{Change, Datastore, StoreError};
 pub(crate) use sources::check_source;
@@ -300,23 +301,20 @@ impl Manager {
             Desired::Unloaded
         };
 
-        // Finished in its own task: a caller that goes away (a client that disconnects)
-        // must not leave the state recorded but not applied, or the gate closed on a
-        // plugin still reported loaded.
+        // Run to its end: a caller that goes away (a client that disconnects) must not
+        // leave the state recorded but not applied, or the gate closed on a plugin still
+        // reported loaded.
         let (plugin, states) = (plugin.clone(), self.states.clone());
-        let change = tokio::spawn(async move {
+        let change = run_to_end(async move {
             let _asked = plugin.asked.lock().await;
             // Recorded first: a state that could not be kept is not applied either.
             states.set(plugin.name(), desired).await?;
             Ok(apply(&plugin, desired).await)
         });
         match change.await {
-            Ok(outcome) => outcome.map(Some),
-            Err(error) => match error.try_into_panic() {
-                Ok(payload) => std::panic::resume_unwind(payload),
-                // Only when the runtime stops: the state is whatever the task reached.
-                Err(_cancelled) => Ok(self.get(name).map(|plugin| plugin.state())),
-            },
+            Some(outcome) => outcome.map(Some),
+            // Only when the runtime stops: the state is whatever the change reached.
+            None => Ok(self.get(name).map(|plugin| plugin.state())),
         }
     }
 

@@ -21,6 +21,7 @@ use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::config::DatastoreConfig;
+use crate::detached::run_to_end;
 use crate::plugin::BoxError;
 pub(crate) use feed::Change;
 use files::StagedFile;
@@ -461,8 +462,8 @@ impl PluginStore {
     }
 
     /// Points the object at its whole upload, or discards the upload if the object was
-    /// not stored; whether it was. Runs to its end in its own task: a put dropped between
-    /// the statement and the discard (its client went away) would leave the value behind.
+    /// not stored; whether it was. Runs to its end: a put dropped between the statement
+    /// and the discard (its client went away) would leave the value behind.
     async fn store_upload(
         &self,
         meta: &ObjectMeta,
@@ -471,7 +472,7 @@ impl PluginStore {
     ) -> Result<bool, StoreError> {
         let (store, namespace) = (self.store.clone(), self.namespace);
         let (meta, condition) = (meta.clone(), condition.clone());
-        let stored = tokio::spawn(async move {
+        let stored = run_to_end(async move {
             let backend = &store.inner.backend;
             let applied = backend
                 .upsert(namespace, &meta, None, Some(upload_id), &condition)
@@ -481,14 +482,10 @@ impl PluginStore {
             }
             applied
         });
-        match stored.await {
-            Ok(applied) => applied,
-            Err(error) => match error.try_into_panic() {
-                Ok(payload) => std::panic::resume_unwind(payload),
-                // Only when the runtime stops, and its pools with it.
-                Err(_cancelled) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
-            },
-        }
+        // `None` only when the runtime stops, and its pools with it.
+        stored
+            .await
+            .unwrap_or(Err(StoreError::Database(sqlx::Error::PoolClosed)))
     }
 
     /// Writes the buffered chunk as the upload's next, starting the upload if needed, and
